@@ -1,0 +1,114 @@
+// What the service *should* report, as far as the simulator can know it.
+//
+// For every recorded movement the truth is the content of the last callback the service
+// acknowledged (HTTP 201) within the movement's window; before any acknowledgement it is the
+// original amount with status "pending". Account balances follow SPEC section 4:
+// balance = sum of current amounts, settled_balance = sum of amounts whose status is "posted".
+//
+// Not thread-safe and free of I/O: the server wraps it in a mutex and passes the clock in.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "movement.hpp"
+
+namespace provider_sim {
+
+using Clock = std::chrono::steady_clock;
+
+struct MovementTruth {
+  std::int64_t account_id = 0;
+  std::int64_t original_amount_cents = 0;
+  std::int64_t time_to_settle_seconds = 0;
+  std::int64_t amount_cents = 0;  // current truth
+  std::string status = "pending";
+  std::uint32_t callbacks_sent = 0;          // script steps sent (retries not counted)
+  std::uint32_t callbacks_acknowledged = 0;  // of those, answered 201 within the window
+  std::uint32_t requests_seen = 0;  // money-movement requests with this id, faults included
+  Clock::time_point accepted_at{};
+  Clock::time_point last_request_at{};  // latest money-movement request carrying this id
+  bool script_finished = false;
+};
+
+struct AccountTruth {
+  std::int64_t account_id = 0;
+  std::int64_t balance = 0;
+  std::int64_t settled_balance = 0;
+
+  bool operator==(const AccountTruth&) const = default;
+};
+
+// Diagnostics for tests and operators; not part of the truth proper.
+struct SimCounters {
+  std::uint64_t requests = 0;           // money-movement requests that passed authentication
+  std::uint64_t invalid = 0;            // answered 400 for validation
+  std::uint64_t failed = 0;             // answered 503 by --fail-rate
+  std::uint64_t rejected = 0;           // answered 400 by --reject-rate
+  std::uint64_t dropped = 0;            // connection closed by --drop-rate
+  std::uint64_t resent = 0;             // requests for an already recorded id
+  std::uint64_t callback_attempts = 0;  // HTTP callback attempts, retries included
+  std::uint64_t callback_gave_up = 0;   // script steps never answered within the window
+  std::uint64_t late_sent = 0;
+  std::uint64_t late_answered_409 = 0;
+  std::uint64_t late_answered_other = 0;  // a service bug unless it is a transport failure
+  std::uint64_t late_unanswered = 0;
+};
+
+class TruthBook {
+ public:
+  enum class RecordOutcome { kRecorded, kAlreadyRecorded, kFull };
+
+  // `max_movements` bounds memory; beyond it new movements are refused (the server answers 503).
+  explicit TruthBook(std::size_t max_movements);
+
+  // Counts a request for `money_movement_id` and returns its 0-based attempt number, used to
+  // re-roll injected faults per attempt. Updates last_request_at of a recorded movement.
+  std::uint32_t count_request(std::uint64_t money_movement_id, Clock::time_point now);
+
+  // Records a newly accepted movement. A re-sent id keeps its first record untouched.
+  // `runs_script` is false with --no-callbacks: the movement is then never in flight.
+  RecordOutcome record(const MoneyMovement& movement, Clock::time_point now, bool runs_script);
+
+  const MovementTruth* find(std::uint64_t money_movement_id) const;
+
+  void on_callback_sent(std::uint64_t money_movement_id);
+  // The service answered 201 to a callback sent within the window: it becomes the truth.
+  void on_callback_acknowledged(std::uint64_t money_movement_id, std::int64_t amount_cents,
+                                const std::string& status);
+  void on_script_finished(std::uint64_t money_movement_id);
+
+  // Per-account balances over all recorded movements, ordered by account_id.
+  std::vector<AccountTruth> accounts() const;
+  std::size_t in_flight() const { return in_flight_; }
+  std::size_t size() const { return movements_.size(); }
+
+  SimCounters& counters() { return counters_; }
+  const SimCounters& counters() const { return counters_; }
+
+  // The body of GET /truth:
+  // {"movements":[{"money_movement_id","account_id","amount_cents","status","callbacks_sent",
+  //   "callbacks_acknowledged"}], "accounts":[{"account_id","balance","settled_balance"}],
+  //  "in_flight": n, "counters": {...}}
+  boost::json::object to_json() const;
+
+ private:
+  MovementTruth& at(std::uint64_t money_movement_id);
+
+  std::size_t max_movements_;
+  std::map<std::uint64_t, MovementTruth> movements_;  // ordered: /truth lists by id
+  // Attempts of ids not recorded (yet): failed or rejected requests. Bounded by clearing,
+  // which only loses the per-attempt determinism of faults in a pathological run.
+  std::unordered_map<std::uint64_t, std::uint32_t> unrecorded_attempts_;
+  std::size_t in_flight_ = 0;
+  SimCounters counters_;
+};
+
+}  // namespace provider_sim
