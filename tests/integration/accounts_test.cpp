@@ -1,0 +1,237 @@
+// GET/POST /accounts, GET /accounts/{id} and /accounts/recalculate.
+#include <set>
+#include <thread>
+
+#include "service_fixture.hpp"
+
+namespace integration {
+namespace {
+
+using namespace std::chrono_literals;
+
+using AccountsTest = ServiceTest;
+
+const json::object* find_account(const json::array& accounts, std::int64_t id) {
+  for (const auto& account : accounts) {
+    if (account.is_object() && account.get_object().contains("account_id") &&
+        as_int(account.get_object().at("account_id")) == id) {
+      return &account.get_object();
+    }
+  }
+  return nullptr;
+}
+
+TEST_F(AccountsTest, ListHasAccountOneWithBothBalanceNamePairs) {
+  const auto response = client().get("/accounts");
+  ASSERT_TRUE(HasStatus(response, 200));
+  EXPECT_EQ(response.header("Content-Type").value_or("").rfind("application/json", 0), 0U);
+  const auto& accounts = response.array();
+  ASSERT_EQ(accounts.size(), 1U) << response.body;
+  const auto& account = accounts[0].as_object();
+  EXPECT_TRUE(IsAccountShape(account));
+  EXPECT_EQ(int_field(account, "account_id"), 1);
+  EXPECT_EQ(str_field(account, "status"), "current");
+  for (const char* key : {"balance", "settled_balance", "balance_cents", "settled_balance_cents"}) {
+    EXPECT_EQ(int_field(account, key), 0) << key;
+  }
+
+  const auto id = create_payment_id(-2500);
+  create_payment_id(1000);
+  apply_callback(id, -2400, "posted");
+  const auto after = get_accounts();
+  ASSERT_EQ(after.size(), 1U);
+  const auto& updated = after[0].as_object();
+  EXPECT_TRUE(IsAccountShape(updated));
+  EXPECT_EQ(int_field(updated, "balance"), -1400);
+  EXPECT_EQ(int_field(updated, "balance_cents"), -1400);
+  EXPECT_EQ(int_field(updated, "settled_balance"), -2400);
+  EXPECT_EQ(int_field(updated, "settled_balance_cents"), -2400);
+}
+
+TEST_F(AccountsTest, GetOneAccountAndUnknownIs404) {
+  create_payment_id(600);
+  const auto account = get_account(1);
+  EXPECT_TRUE(IsAccountShape(account));
+  EXPECT_EQ(int_field(account, "account_id"), 1);
+  EXPECT_EQ(int_field(account, "balance"), 600);
+  // Same representation as in the list.
+  const auto* listed = find_account(get_accounts(), 1);
+  ASSERT_NE(listed, nullptr);
+  EXPECT_EQ(json::value(*listed), json::value(account));
+
+  EXPECT_TRUE(IsProblem(client().get("/accounts/999"), 404, "not-found"));
+  for (const char* bad : {"/accounts/0", "/accounts/-1", "/accounts/abc", "/accounts/1.5"}) {
+    EXPECT_TRUE(IsProblem(client().get(bad), 400, "validation-error")) << bad;
+  }
+}
+
+TEST_F(AccountsTest, OpenAccountThenPayIntoIt) {
+  const auto response = client().request("POST", "/accounts", std::string(R"({"ignored":true})"));
+  ASSERT_TRUE(HasStatus(response, 201));
+  const auto& opened = response.object();
+  EXPECT_TRUE(IsAccountShape(opened));
+  const auto id = int_field(opened, "account_id");
+  EXPECT_GT(id, 1);
+  EXPECT_EQ(str_field(opened, "status"), "current");
+  EXPECT_EQ(int_field(opened, "balance"), 0);
+  EXPECT_EQ(int_field(opened, "settled_balance"), 0);
+
+  const auto second = open_account();
+  EXPECT_NE(second, id);
+  const auto accounts = get_accounts();
+  EXPECT_EQ(accounts.size(), 3U);
+  EXPECT_NE(find_account(accounts, id), nullptr);
+  EXPECT_NE(find_account(accounts, second), nullptr);
+
+  const auto payment = create_payment(-750, id);
+  EXPECT_EQ(int_field(payment, "account_id"), id);
+  ASSERT_TRUE(provider().wait_for_requests(1, 2s));
+  ASSERT_TRUE(provider().requests()[0].json);
+  EXPECT_EQ(int_field(provider().requests()[0].json->get_object(), "account_id"), id);
+  apply_callback(int_field(payment, "money_movement_id"), -750, "posted");
+  EXPECT_EQ(balances(id), std::make_pair(std::int64_t{-750}, std::int64_t{-750}));
+  EXPECT_EQ(balances(1), std::make_pair(std::int64_t{0}, std::int64_t{0}));
+  EXPECT_EQ(balances(second), std::make_pair(std::int64_t{0}, std::int64_t{0}));
+}
+
+// ---- recalculate ----
+
+using RecalculateTest = ServiceTest;
+
+std::string status_of(const HttpResponse& response, std::int64_t account_id) {
+  if (!response.json || !response.json->is_array()) {
+    throw std::runtime_error("recalculate did not answer an array: " + response.describe());
+  }
+  const auto* account = find_account(response.json->get_array(), account_id);
+  if (account == nullptr) {
+    throw std::runtime_error("account missing from " + response.describe());
+  }
+  return str_field(*account, "status");
+}
+
+TEST_F(RecalculateTest, NegativeSettledWithWindowZeroIsDelinquent) {
+  const auto id = create_payment_id(-500);
+  apply_callback(id, -500, "posted");
+  const auto response =
+      client().request("PATCH", "/accounts/recalculate?time_to_delinquency_seconds=0");
+  ASSERT_TRUE(HasStatus(response, 200));
+  ASSERT_TRUE(response.json && response.json->is_array());
+  for (const auto& account : response.array()) {
+    EXPECT_TRUE(IsAccountShape(account.as_object()));
+  }
+  EXPECT_EQ(status_of(response, 1), "delinquent");
+  EXPECT_EQ(str_field(get_account(1), "status"), "delinquent");
+}
+
+TEST_F(RecalculateTest, WindowLongerThanAccountAgeIsCurrent) {
+  const auto id = create_payment_id(-500);
+  apply_callback(id, -500, "posted");
+  // Body form, window far longer than the account has existed: before it existed it counts as 0.
+  auto response = client().patch_json("/accounts/recalculate",
+                                      json::object{{"time_to_delinquency_seconds", 3600}});
+  ASSERT_TRUE(HasStatus(response, 200));
+  EXPECT_EQ(status_of(response, 1), "current");
+  response = client().patch_json("/accounts/recalculate",
+                                 json::object{{"time_to_delinquency_seconds", 0}});
+  ASSERT_TRUE(HasStatus(response, 200));
+  EXPECT_EQ(status_of(response, 1), "delinquent");
+  // And back to current with the long window.
+  response =
+      client().request("PATCH", "/accounts/recalculate?time_to_delinquency_seconds=315360000");
+  ASSERT_TRUE(HasStatus(response, 200));
+  EXPECT_EQ(status_of(response, 1), "current");
+  EXPECT_EQ(str_field(get_account(1), "status"), "current");
+}
+
+TEST_F(RecalculateTest, DefaultWindowIsTenSeconds) {
+  const auto id = create_payment_id(-500);
+  apply_callback(id, -500, "posted");
+  // The account is younger than 10 s, so it was not negative for the whole default window.
+  auto response = client().request("PATCH", "/accounts/recalculate");
+  ASSERT_TRUE(HasStatus(response, 200));
+  EXPECT_EQ(status_of(response, 1), "current");
+  response = client().patch_json("/accounts/recalculate", json::object{});
+  ASSERT_TRUE(HasStatus(response, 200));
+  EXPECT_EQ(status_of(response, 1), "current");
+}
+
+TEST_F(RecalculateTest, PostIsAcceptedAndQueryWinsOverBody) {
+  const auto id = create_payment_id(-500);
+  apply_callback(id, -500, "posted");
+  auto response = client().request("POST", "/accounts/recalculate?time_to_delinquency_seconds=0",
+                                   std::string(R"({"time_to_delinquency_seconds":3600})"));
+  ASSERT_TRUE(HasStatus(response, 200));
+  EXPECT_EQ(status_of(response, 1), "delinquent");
+  response = client().request("POST", "/accounts/recalculate?time_to_delinquency_seconds=3600",
+                              std::string(R"({"time_to_delinquency_seconds":0})"));
+  ASSERT_TRUE(HasStatus(response, 200));
+  EXPECT_EQ(status_of(response, 1), "current");
+  response =
+      client().post_json("/accounts/recalculate", json::object{{"time_to_delinquency_seconds", 0}});
+  ASSERT_TRUE(HasStatus(response, 200));
+  EXPECT_EQ(status_of(response, 1), "delinquent");
+}
+
+TEST_F(RecalculateTest, ZeroOrPositiveSettledIsCurrent) {
+  const auto id = create_payment_id(-500);
+  apply_callback(id, -500, "posted");
+  const auto other = open_account();
+  const auto credit = create_payment_id(900, other);
+  apply_callback(credit, 900, "posted");
+  auto response = client().request("PATCH", "/accounts/recalculate?time_to_delinquency_seconds=0");
+  ASSERT_TRUE(HasStatus(response, 200));
+  EXPECT_EQ(status_of(response, 1), "delinquent");
+  EXPECT_EQ(status_of(response, other), "current");
+  apply_callback(id, 0, "posted");  // settled exactly 0: not below zero
+  response = client().request("PATCH", "/accounts/recalculate?time_to_delinquency_seconds=0");
+  ASSERT_TRUE(HasStatus(response, 200));
+  EXPECT_EQ(status_of(response, 1), "current");
+}
+
+TEST_F(RecalculateTest, NegativeForWholeWindowOnlyIfNeverNonNegativeInside) {
+  const auto id = create_payment_id(-500);
+  apply_callback(id, -500, "posted");
+  std::this_thread::sleep_for(1200ms);
+  auto response = client().request("PATCH", "/accounts/recalculate?time_to_delinquency_seconds=1");
+  ASSERT_TRUE(HasStatus(response, 200));
+  EXPECT_EQ(status_of(response, 1), "delinquent") << "negative for the last 1.2 s";
+  // Briefly back to 0 (pending), then negative again: the last second was not all negative.
+  apply_callback(id, -500, "pending");
+  apply_callback(id, -500, "posted");
+  response = client().request("PATCH", "/accounts/recalculate?time_to_delinquency_seconds=1");
+  ASSERT_TRUE(HasStatus(response, 200));
+  EXPECT_EQ(status_of(response, 1), "current");
+  response = client().request("PATCH", "/accounts/recalculate?time_to_delinquency_seconds=0");
+  ASSERT_TRUE(HasStatus(response, 200));
+  EXPECT_EQ(status_of(response, 1), "delinquent");
+}
+
+TEST_F(RecalculateTest, InvalidWindowsAre400AndChangeNothing) {
+  const auto id = create_payment_id(-500);
+  apply_callback(id, -500, "posted");
+  const auto before = state_fingerprint();
+  for (const char* query : {"-1", "1.5", "abc", "315360001", "99999999999999999999", "", "1e3"}) {
+    const auto response = client().request(
+        "PATCH", std::string("/accounts/recalculate?time_to_delinquency_seconds=") + query);
+    EXPECT_TRUE(IsProblem(response, 400, "validation-error")) << "query value '" << query << "'";
+  }
+  const std::vector<std::string> bodies = {R"({"time_to_delinquency_seconds":-1})",
+                                           R"({"time_to_delinquency_seconds":1.5})",
+                                           R"({"time_to_delinquency_seconds":"10"})",
+                                           R"({"time_to_delinquency_seconds":315360001})",
+                                           R"({"time_to_delinquency_seconds":true})",
+                                           R"({"time_to_delinquency_seconds":)",
+                                           R"([10])"};
+  for (const auto& body : bodies) {
+    const auto response = client().request("PATCH", "/accounts/recalculate", body);
+    EXPECT_TRUE(IsProblem(response, 400, "validation-error")) << "body " << body;
+  }
+  EXPECT_EQ(state_fingerprint(), before);
+  // The upper bound itself is allowed.
+  EXPECT_TRUE(HasStatus(
+      client().request("PATCH", "/accounts/recalculate?time_to_delinquency_seconds=315360000"),
+      200));
+}
+
+}  // namespace
+}  // namespace integration

@@ -1,0 +1,322 @@
+// POST /money_movement_request_callback: applying status and amount changes, history, late
+// callbacks, and CALLBACK_ALLOW_FROM.
+#include <thread>
+
+#include "service_fixture.hpp"
+
+namespace integration {
+namespace {
+
+using namespace std::chrono_literals;
+
+using CallbacksTest = ServiceTest;
+
+TEST_F(CallbacksTest, PostedWithIntegerIdRaisesSettledBalance) {
+  const auto id = create_payment_id(2500);
+  const auto response = post_callback(id, 2500, "posted");
+  ASSERT_TRUE(HasStatus(response, 201));
+  const auto& payment = response.object();
+  EXPECT_TRUE(IsPaymentShape(payment));
+  EXPECT_EQ(int_field(payment, "money_movement_id"), id);
+  EXPECT_EQ(str_field(payment, "status"), "posted");
+  EXPECT_EQ(int_field(payment, "amount_cents"), 2500);
+  EXPECT_EQ(int_field(payment, "callbacks_applied"), 1);
+  const auto account = get_account(1);
+  EXPECT_EQ(int_field(account, "balance"), 2500);
+  EXPECT_EQ(int_field(account, "settled_balance"), 2500);
+  EXPECT_EQ(int_field(account, "settled_balance_cents"), 2500);
+}
+
+TEST_F(CallbacksTest, StringIdIsAccepted) {
+  const auto id = create_payment_id(-700);
+  const auto response = post_callback(json::object{
+      {"money_movement_id", std::to_string(id)}, {"amount_cents", -700}, {"status", "posted"}});
+  ASSERT_TRUE(HasStatus(response, 201));
+  EXPECT_EQ(int_field(response.object(), "money_movement_id"), id);
+  EXPECT_EQ(balances(1).second, -700);
+}
+
+TEST_F(CallbacksTest, AmountChangeIsReflectedInBalance) {
+  const auto id = create_payment_id(2500);
+  const auto payment = apply_callback(id, 2000, "pending");
+  EXPECT_EQ(int_field(payment, "amount_cents"), 2000);
+  EXPECT_EQ(int_field(payment, "original_amount_cents"), 2500);
+  EXPECT_EQ(str_field(payment, "status"), "pending");
+  const auto [balance, settled] = balances(1);
+  EXPECT_EQ(balance, 2000);
+  EXPECT_EQ(settled, 0);
+}
+
+TEST_F(CallbacksTest, MissingOrNullStatusKeepsPreviousStatus) {
+  const auto id = create_payment_id(1000);
+  apply_callback(id, 1000, "posted");
+  auto payment = apply_callback(id, 3000, std::nullopt);
+  EXPECT_EQ(str_field(payment, "status"), "posted");
+  EXPECT_EQ(int_field(payment, "amount_cents"), 3000);
+  EXPECT_EQ(balances(1), std::make_pair(std::int64_t{3000}, std::int64_t{3000}));
+
+  const auto response = post_callback(
+      json::object{{"money_movement_id", id}, {"amount_cents", 3500}, {"status", nullptr}});
+  ASSERT_TRUE(HasStatus(response, 201));
+  EXPECT_EQ(str_field(response.object(), "status"), "posted");
+  EXPECT_EQ(balances(1), std::make_pair(std::int64_t{3500}, std::int64_t{3500}));
+}
+
+TEST_F(CallbacksTest, DuplicateCallbackIsHarmless) {
+  const auto id = create_payment_id(-1200);
+  const auto first = post_callback(id, -1100, "posted");
+  const auto second = post_callback(id, -1100, "posted");
+  ASSERT_TRUE(HasStatus(first, 201));
+  ASSERT_TRUE(HasStatus(second, 201));
+  EXPECT_EQ(str_field(second.object(), "status"), "posted");
+  EXPECT_EQ(int_field(second.object(), "amount_cents"), -1100);
+  EXPECT_EQ(balances(1), std::make_pair(std::int64_t{-1100}, std::int64_t{-1100}));
+}
+
+TEST_F(CallbacksTest, SignChangeMovesBothBalances) {
+  const auto id = create_payment_id(2500);
+  apply_callback(id, 2500, "posted");
+  const auto payment = apply_callback(id, -1000, "posted");
+  EXPECT_EQ(int_field(payment, "amount_cents"), -1000);
+  EXPECT_EQ(balances(1), std::make_pair(std::int64_t{-1000}, std::int64_t{-1000}));
+  const auto reverted = apply_callback(id, 0, "pending");
+  EXPECT_EQ(int_field(reverted, "amount_cents"), 0);
+  EXPECT_EQ(balances(1), std::make_pair(std::int64_t{0}, std::int64_t{0}));
+}
+
+TEST_F(CallbacksTest, OtherStatusTokensAreStoredAsGivenAndNotSettled) {
+  const auto id = create_payment_id(800);
+  apply_callback(id, 800, "posted");
+  auto payment = apply_callback(id, 800, "returned");
+  EXPECT_EQ(str_field(payment, "status"), "returned");
+  // Not rejected, so still in balance; not posted, so not settled.
+  EXPECT_EQ(balances(1), std::make_pair(std::int64_t{800}, std::int64_t{0}));
+  payment = apply_callback(id, 800, "failed_final_x");
+  EXPECT_EQ(str_field(payment, "status"), "failed_final_x");
+  EXPECT_EQ(str_field(get_payment(id), "status"), "failed_final_x");
+}
+
+TEST_F(CallbacksTest, UnknownIdIs404AndChangesNothing) {
+  create_payment_id(100);
+  const auto before = state_fingerprint();
+  EXPECT_TRUE(IsProblem(post_callback(4242424242, 100, "posted"), 404, "not-found"));
+  EXPECT_TRUE(IsProblem(
+      post_callback(json::object{{"money_movement_id", "4242424242"}, {"amount_cents", 1}}), 404,
+      "not-found"));
+  EXPECT_EQ(state_fingerprint(), before);
+}
+
+TEST_F(CallbacksTest, SettlementSequenceOverHttp) {
+  const auto id = create_payment_id(100);
+  struct Step {
+    std::int64_t amount;
+    const char* status;
+    std::int64_t settled;
+  };
+  const std::vector<Step> steps = {{100, "pending", 0}, {50, "pending", 0}, {50, "posted", 50},
+                                   {0, "pending", 0},   {50, "posted", 50}, {50, "posted", 50},
+                                   {100, "posted", 100}};
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    SCOPED_TRACE("step " + std::to_string(i + 1) + ": " + steps[i].status + " " +
+                 std::to_string(steps[i].amount));
+    const auto payment = apply_callback(id, steps[i].amount, steps[i].status);
+    EXPECT_EQ(str_field(payment, "status"), steps[i].status);
+    EXPECT_EQ(int_field(payment, "amount_cents"), steps[i].amount);
+    const auto [balance, settled] = balances(1);
+    EXPECT_EQ(settled, steps[i].settled);
+    EXPECT_EQ(balance, steps[i].amount);
+  }
+  const auto payment = get_payment(id);
+  EXPECT_EQ(int_field(payment, "callbacks_applied"), static_cast<std::int64_t>(steps.size()));
+  ASSERT_TRUE(payment.contains("callbacks") && payment.at("callbacks").is_array());
+  EXPECT_EQ(payment.at("callbacks").get_array().size(), steps.size());
+}
+
+TEST_F(CallbacksTest, HistoryListsCallbacksInArrivalOrder) {
+  const auto id = create_payment_id(-100);
+  apply_callback(id, -100, "pending");
+  apply_callback(id, -90, "posted");
+  apply_callback(id, -95, std::nullopt);
+  const auto payment = get_payment(id);
+  EXPECT_TRUE(IsPaymentShape(payment));
+  ASSERT_TRUE(payment.contains("callbacks") && payment.at("callbacks").is_array());
+  const auto& callbacks = payment.at("callbacks").get_array();
+  ASSERT_EQ(callbacks.size(), 3U) << to_json(payment);
+  const std::vector<std::pair<std::int64_t, std::string>> expected = {
+      {-100, "pending"}, {-90, "posted"}, {-95, "posted"}};
+  std::int64_t previous_ms = 0;
+  for (std::size_t i = 0; i < callbacks.size(); ++i) {
+    const auto& entry = callbacks[i].as_object();
+    EXPECT_EQ(int_field(entry, "amount_cents"), expected[i].first) << to_json(entry);
+    EXPECT_EQ(str_field(entry, "status"), expected[i].second) << to_json(entry);
+    EXPECT_EQ(str_field(entry, "outcome"), "applied");
+    const auto received = parse_timestamp_ms(str_field(entry, "received_at"));
+    EXPECT_GE(received, previous_ms);
+    previous_ms = received;
+  }
+  const auto unknown = client().get("/payments/4242424242");
+  EXPECT_TRUE(IsProblem(unknown, 404, "not-found"));
+}
+
+TEST_F(CallbacksTest, ConcurrentCallbacksOnManyPaymentsAllApply) {
+  constexpr int kThreads = 4;
+  constexpr int kPaymentsPerThread = 2;
+  constexpr int kRounds = 15;
+  std::vector<std::int64_t> ids;
+  ids.reserve(std::size_t{kThreads} * kPaymentsPerThread);
+  for (int i = 0; i < kThreads * kPaymentsPerThread; ++i) {
+    ids.push_back(create_payment_id(100 + i));
+  }
+  std::vector<std::string> errors(kThreads);
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      try {
+        HttpClient http(port());
+        for (int round = 1; round <= kRounds; ++round) {
+          for (int k = 0; k < kPaymentsPerThread; ++k) {
+            const auto id = ids.at(static_cast<std::size_t>(t) * kPaymentsPerThread + k);
+            const json::object body{{"money_movement_id", id},
+                                    {"amount_cents", round * 10 + k},
+                                    {"status", round % 2 == 0 ? "posted" : "pending"}};
+            const auto response = http.post_json("/money_movement_request_callback", body);
+            if (response.status != 201) {
+              errors[t] = response.describe();
+              return;
+            }
+          }
+        }
+      } catch (const std::exception& error) {
+        errors[t] = error.what();
+      }
+    });
+  }
+  for (auto& thread : threads) {
+    thread.join();
+  }
+  std::int64_t expected = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(errors[t], "") << "thread " << t;
+    for (int k = 0; k < kPaymentsPerThread; ++k) {
+      const auto payment =
+          get_payment(ids.at(static_cast<std::size_t>(t) * kPaymentsPerThread + k));
+      EXPECT_EQ(int_field(payment, "amount_cents"), kRounds * 10 + k);
+      EXPECT_EQ(str_field(payment, "status"), kRounds % 2 == 0 ? "posted" : "pending");
+      expected += kRounds * 10 + k;
+    }
+  }
+  const auto [balance, settled] = balances(1);
+  EXPECT_EQ(balance, expected);
+  EXPECT_EQ(settled, kRounds % 2 == 0 ? expected : 0);
+}
+
+// Settle window of one second and no grace, so a test can outlive it.
+class LateCallbackTest : public ServiceTest {
+ protected:
+  ServiceConfig config() const override {
+    return {{"--time-to-settle-seconds", "1", "--settle-grace-seconds", "0"}, {}, {}};
+  }
+};
+
+TEST_F(LateCallbackTest, CallbackAfterDeadlineIs409RecordedAndChangesNothing) {
+  const auto created = create_payment(-5000);
+  const auto id = int_field(created, "money_movement_id");
+  ASSERT_TRUE(provider().wait_for_requests(1, 2s));
+  ASSERT_TRUE(provider().requests()[0].json);
+  EXPECT_EQ(int_field(provider().requests()[0].json->get_object(), "time_to_settle_seconds"), 1);
+  const auto deadline = parse_timestamp_ms(str_field(created, "settle_deadline"));
+  const auto created_at = parse_timestamp_ms(str_field(created, "created_at"));
+  EXPECT_GE(deadline - created_at, 1000 - 50);
+  EXPECT_LE(deadline - created_at, 1000 + 1000);
+
+  apply_callback(id, -4800, "posted");  // inside the window
+  const auto payment_before = get_payment(id);
+  const auto accounts_before = client().get("/accounts").body;
+  const auto wait = std::chrono::milliseconds(deadline - now_ms() + 200);
+  if (wait.count() > 0) {
+    std::this_thread::sleep_for(wait);
+  }
+
+  const auto late = post_callback(id, -1, "returned");
+  EXPECT_TRUE(IsProblem(late, 409, "callback-too-late"));
+  EXPECT_EQ(client().get("/accounts").body, accounts_before);
+  auto payment_after = get_payment(id);
+  EXPECT_EQ(str_field(payment_after, "status"), "posted");
+  EXPECT_EQ(int_field(payment_after, "amount_cents"), -4800);
+  EXPECT_EQ(int_field(payment_after, "callbacks_applied"),
+            int_field(payment_before, "callbacks_applied"));
+  EXPECT_EQ(payment_after.at("updated_at"), payment_before.at("updated_at"));
+
+  ASSERT_TRUE(payment_after.contains("callbacks") && payment_after.at("callbacks").is_array());
+  const auto& history = payment_after.at("callbacks").get_array();
+  ASSERT_EQ(history.size(), 2U) << to_json(payment_after);
+  EXPECT_EQ(str_field(history[0].as_object(), "outcome"), "applied");
+  EXPECT_EQ(int_field(history[0].as_object(), "amount_cents"), -4800);
+  EXPECT_EQ(str_field(history[1].as_object(), "outcome"), "late");
+  EXPECT_EQ(int_field(history[1].as_object(), "amount_cents"), -1);
+  EXPECT_EQ(str_field(history[1].as_object(), "status"), "returned");
+  EXPECT_EQ(
+      db_count("events WHERE kind='callback_late' AND money_movement_id=" + std::to_string(id)), 1);
+
+  // Still final on a second late callback, and the balances never moved.
+  EXPECT_TRUE(IsProblem(post_callback(id, 7, "pending"), 409, "callback-too-late"));
+  EXPECT_EQ(balances(1), std::make_pair(std::int64_t{-4800}, std::int64_t{-4800}));
+}
+
+TEST_F(LateCallbackTest, PaymentWithoutCallbacksIsFinalAfterDeadline) {
+  const auto created = create_payment(300);
+  const auto id = int_field(created, "money_movement_id");
+  const auto deadline = parse_timestamp_ms(str_field(created, "settle_deadline"));
+  const auto wait = std::chrono::milliseconds(deadline - now_ms() + 200);
+  if (wait.count() > 0) {
+    std::this_thread::sleep_for(wait);
+  }
+  EXPECT_TRUE(IsProblem(post_callback(id, 300, "posted"), 409, "callback-too-late"));
+  EXPECT_EQ(str_field(get_payment(id), "status"), "pending");
+  EXPECT_EQ(balances(1), std::make_pair(std::int64_t{300}, std::int64_t{0}));
+}
+
+class CallbackDeniedTest : public ServiceTest {
+ protected:
+  ServiceConfig config() const override {
+    return {{"--callback-allow-from", "10.0.0.0/8"}, {}, {}};
+  }
+};
+
+TEST_F(CallbackDeniedTest, CallbackFromOutsideAllowedNetworksIs403) {
+  const auto id = create_payment_id(-250);  // other endpoints are not restricted
+  const auto before = state_fingerprint();
+  EXPECT_TRUE(IsProblem(post_callback(id, -250, "posted"), 403, "forbidden"));
+  EXPECT_EQ(state_fingerprint(), before);
+  EXPECT_EQ(str_field(get_payment(id), "status"), "pending");
+}
+
+class CallbackDeniedByEnvTest : public ServiceTest {
+ protected:
+  ServiceConfig config() const override {
+    return {{}, {{"CALLBACK_ALLOW_FROM", "192.168.0.0/16"}}, {}};
+  }
+};
+
+TEST_F(CallbackDeniedByEnvTest, EnvironmentVariableRestrictsCallbacks) {
+  const auto id = create_payment_id(-250);
+  EXPECT_TRUE(IsProblem(post_callback(id, -250, "posted"), 403, "forbidden"));
+  EXPECT_EQ(balances(1).second, 0);
+}
+
+class CallbackAllowedTest : public ServiceTest {
+ protected:
+  ServiceConfig config() const override {
+    return {{"--callback-allow-from", "10.0.0.0/8,127.0.0.0/8"}, {}, {}};
+  }
+};
+
+TEST_F(CallbackAllowedTest, CallbackFromAllowedNetworkIs201) {
+  const auto id = create_payment_id(-250);
+  ASSERT_TRUE(HasStatus(post_callback(id, -250, "posted"), 201));
+  EXPECT_EQ(balances(1).second, -250);
+}
+
+}  // namespace
+}  // namespace integration

@@ -1,0 +1,266 @@
+// Routing (trailing slashes, 404, 405), listing payments, health, metrics and the schema.
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+#include <regex>
+#include <set>
+
+#include "service_fixture.hpp"
+
+namespace integration {
+namespace {
+
+using OperationsTest = ServiceTest;
+
+TEST_F(OperationsTest, HealthAndReadiness) {
+  auto response = client().get("/healthz");
+  ASSERT_TRUE(HasStatus(response, 200));
+  EXPECT_EQ(str_field(response.object(), "status"), "ok");
+  response = client().get("/readyz");
+  ASSERT_TRUE(HasStatus(response, 200));
+  EXPECT_EQ(str_field(response.object(), "status"), "ready");
+}
+
+TEST_F(OperationsTest, MetricsArePrometheusText) {
+  create_payment_id(100);
+  const auto response = client().get("/metrics");
+  ASSERT_TRUE(HasStatus(response, 200));
+  EXPECT_EQ(response.header("Content-Type").value_or("").rfind("text/plain", 0), 0U)
+      << response.describe();
+  EXPECT_NE(response.body.find("# TYPE "), std::string::npos);
+  static const std::regex kSample(
+      R"(^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? ([-+]?[0-9.eE+-]+|NaN|[-+]Inf)( [0-9]+)?$)");
+  std::size_t samples = 0;
+  std::size_t start = 0;
+  while (start < response.body.size()) {
+    auto end = response.body.find('\n', start);
+    if (end == std::string::npos) {
+      end = response.body.size();
+    }
+    const auto line = response.body.substr(start, end - start);
+    start = end + 1;
+    if (line.empty() || line[0] == '#') {
+      continue;
+    }
+    EXPECT_TRUE(std::regex_match(line, kSample)) << "not a Prometheus sample line: " << line;
+    ++samples;
+  }
+  EXPECT_GT(samples, 0U);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Top-level keys under "paths:" in the YAML document ("  /payments:" lines).
+std::set<std::string> yaml_paths(const std::string& yaml) {
+  std::set<std::string> paths;
+  static const std::regex kPath(R"(^  (/[^:\s]*):\s*$)");
+  bool in_paths = false;
+  std::size_t start = 0;
+  while (start < yaml.size()) {
+    auto end = yaml.find('\n', start);
+    if (end == std::string::npos) {
+      end = yaml.size();
+    }
+    const auto line = yaml.substr(start, end - start);
+    start = end + 1;
+    if (!line.empty() && line[0] != ' ') {
+      in_paths = line.rfind("paths:", 0) == 0;
+      continue;
+    }
+    std::smatch match;
+    if (in_paths && std::regex_match(line, match, kPath)) {
+      paths.insert(match[1]);
+    }
+  }
+  return paths;
+}
+
+TEST_F(OperationsTest, SchemaYamlAndOpenApiJson) {
+  const auto yaml = client().get("/schema");
+  ASSERT_TRUE(HasStatus(yaml, 200));
+  EXPECT_NE(yaml.header("Content-Type").value_or("").find("yaml"), std::string::npos)
+      << yaml.describe();
+  EXPECT_NE(yaml.body.find("openapi:"), std::string::npos);
+  const auto project_yaml = read_file(OPENAPI_YAML_PATH);
+  ASSERT_FALSE(project_yaml.empty()) << "cannot read " << OPENAPI_YAML_PATH;
+  EXPECT_EQ(yaml.body, project_yaml) << "/schema does not serve api/openapi.yaml";
+
+  const auto json_doc = client().get("/openapi.json");
+  ASSERT_TRUE(HasStatus(json_doc, 200));
+  EXPECT_EQ(json_doc.header("Content-Type").value_or("").rfind("application/json", 0), 0U);
+  ASSERT_TRUE(json_doc.json && json_doc.json->is_object()) << "not valid JSON";
+  const auto& doc = json_doc.object();
+  ASSERT_TRUE(doc.contains("openapi") && doc.at("openapi").is_string());
+  EXPECT_EQ(std::string(doc.at("openapi").get_string()).rfind("3.", 0), 0U);
+  ASSERT_TRUE(doc.contains("paths") && doc.at("paths").is_object());
+  std::set<std::string> json_paths;
+  for (const auto& entry : doc.at("paths").get_object()) {
+    json_paths.insert(std::string(entry.key()));
+  }
+  const auto expected = yaml_paths(project_yaml);
+  EXPECT_FALSE(expected.empty());
+  EXPECT_EQ(json_paths, expected) << "/openapi.json and api/openapi.yaml differ in paths";
+  for (const char* path :
+       {"/payments", "/accounts", "/accounts/recalculate", "/money_movement_request_callback"}) {
+    EXPECT_EQ(json_paths.count(path), 1U) << path;
+  }
+}
+
+TEST_F(OperationsTest, TrailingSlashVariantsAreAccepted) {
+  const auto payment = client().post_json("/payments/", payment_body(100, "Slash"));
+  ASSERT_TRUE(HasStatus(payment, 201));
+  const auto id = int_field(payment.object(), "money_movement_id");
+  EXPECT_TRUE(HasStatus(client().get("/accounts/"), 200));
+  EXPECT_TRUE(HasStatus(client().get("/accounts/1/"), 200));
+  EXPECT_TRUE(HasStatus(client().request("POST", "/accounts/"), 201));
+  EXPECT_TRUE(HasStatus(client().get("/payments/"), 200));
+  EXPECT_TRUE(HasStatus(client().get("/payments/" + std::to_string(id) + "/"), 200));
+  EXPECT_TRUE(HasStatus(
+      client().post_json(
+          "/money_movement_request_callback/",
+          json::object{{"money_movement_id", id}, {"amount_cents", 100}, {"status", "posted"}}),
+      201));
+  EXPECT_TRUE(HasStatus(
+      client().request("PATCH", "/accounts/recalculate/?time_to_delinquency_seconds=0"), 200));
+  EXPECT_TRUE(HasStatus(client().request("POST", "/accounts/recalculate/"), 200));
+  EXPECT_TRUE(HasStatus(client().get("/healthz/"), 200));
+  EXPECT_TRUE(HasStatus(client().get("/readyz/"), 200));
+  EXPECT_TRUE(HasStatus(client().get("/metrics/"), 200));
+  EXPECT_TRUE(HasStatus(client().get("/schema/"), 200));
+  EXPECT_EQ(balances(1), std::make_pair(std::int64_t{100}, std::int64_t{100}));
+}
+
+TEST_F(OperationsTest, UnsupportedMethodsAre405WithAllow) {
+  const auto id = std::to_string(create_payment_id(100));
+  const auto before = state_fingerprint();
+  struct Case {
+    const char* method;
+    std::string target;
+    std::vector<std::string> allowed;
+  };
+  const std::vector<Case> cases = {
+      {"DELETE", "/payments", {"GET", "POST"}},
+      {"PUT", "/payments/", {"GET", "POST"}},
+      {"DELETE", "/payments/" + id, {"GET"}},
+      {"POST", "/payments/" + id, {"GET"}},
+      {"DELETE", "/accounts", {"GET", "POST"}},
+      {"PUT", "/accounts/1", {"GET"}},
+      {"DELETE", "/accounts/1", {"GET"}},
+      {"GET", "/accounts/recalculate", {"PATCH", "POST"}},
+      {"GET", "/money_movement_request_callback", {"POST"}},
+      {"PUT", "/money_movement_request_callback", {"POST"}},
+      {"POST", "/healthz", {"GET"}},
+      {"DELETE", "/metrics", {"GET"}},
+  };
+  for (const auto& c : cases) {
+    const auto response = client().request(c.method, c.target);
+    EXPECT_TRUE(IsProblem(response, 405, "method-not-allowed")) << c.method << " " << c.target;
+    const auto allow = allowed_methods(response);
+    for (const auto& method : c.allowed) {
+      EXPECT_NE(std::find(allow.begin(), allow.end(), method), allow.end())
+          << c.method << " " << c.target << ": Allow lacks " << method << " in "
+          << response.header("Allow").value_or("<no Allow header>");
+    }
+    EXPECT_EQ(std::find(allow.begin(), allow.end(), c.method), allow.end())
+        << c.method << " " << c.target << ": Allow lists the refused method";
+  }
+  EXPECT_EQ(state_fingerprint(), before);
+}
+
+TEST_F(OperationsTest, UnknownPathsAre404) {
+  const auto before = state_fingerprint();
+  for (const auto& [method, target] :
+       std::vector<std::pair<std::string, std::string>>{{"GET", "/nope"},
+                                                        {"GET", "/payments/1/extra"},
+                                                        {"POST", "/money_movement"},
+                                                        {"POST", "/payment"},
+                                                        {"GET", "/accounts/1/payments/x"},
+                                                        {"GET", "/accountsx"}}) {
+    EXPECT_TRUE(IsProblem(client().request(method, target), 404, "not-found"))
+        << method << " " << target;
+  }
+  EXPECT_EQ(state_fingerprint(), before);
+}
+
+TEST_F(OperationsTest, ListPaymentsNewestFirstWithCursorPagination) {
+  std::vector<std::int64_t> created;
+  created.reserve(5);
+  for (int i = 0; i < 5; ++i) {
+    created.push_back(create_payment_id(100 + i));
+  }
+  const auto all = client().get("/payments");
+  ASSERT_TRUE(HasStatus(all, 200));
+  ASSERT_TRUE(all.object().contains("data"));
+  EXPECT_EQ(all.object().at("data").as_array().size(), 5U);
+  EXPECT_TRUE(all.object().at("next_cursor").is_null());
+  for (const auto& payment : all.object().at("data").as_array()) {
+    EXPECT_TRUE(IsPaymentShape(payment.as_object()));
+  }
+
+  std::vector<std::int64_t> seen;
+  std::vector<std::size_t> page_sizes;
+  std::string target = "/payments?limit=2";
+  for (int page = 0; page < 10; ++page) {
+    const auto response = client().get(target);
+    ASSERT_TRUE(HasStatus(response, 200));
+    const auto& body = response.object();
+    const auto& data = body.at("data").as_array();
+    page_sizes.push_back(data.size());
+    for (const auto& payment : data) {
+      seen.push_back(int_field(payment.as_object(), "money_movement_id"));
+    }
+    ASSERT_TRUE(body.contains("next_cursor"));
+    if (body.at("next_cursor").is_null()) {
+      break;
+    }
+    ASSERT_TRUE(body.at("next_cursor").is_string());
+    target = "/payments?limit=2&cursor=" + std::string(body.at("next_cursor").get_string());
+  }
+  EXPECT_EQ(page_sizes, (std::vector<std::size_t>{2, 2, 1}));
+  std::vector<std::int64_t> expected(created.rbegin(), created.rend());
+  EXPECT_EQ(seen, expected) << "pages must list every payment once, newest first";
+}
+
+TEST_F(OperationsTest, ListPaymentsFiltersByAccountAndStatus) {
+  const auto other = open_account();
+  const auto a1 = create_payment_id(100, 1);
+  const auto a2 = create_payment_id(200, 1);
+  const auto b1 = create_payment_id(300, other);
+  const auto b2 = create_payment_id(400, other);
+  provider().enqueue(FakeProvider::reply(400, "{}"));
+  const auto rejected = post_payment(500, "Rejected", 1);
+  ASSERT_TRUE(IsProblem(rejected, 502, "provider-rejected"));
+  const auto rejected_id =
+      int_field(rejected.object().at("payment").as_object(), "money_movement_id");
+  apply_callback(b1, 300, "posted");
+  apply_callback(a1, 100, "posted");
+
+  auto ids_of = [&](const std::string& target) {
+    const auto response = client().get(target);
+    if (response.status != 200) {
+      throw std::runtime_error(target + ": " + response.describe());
+    }
+    std::vector<std::int64_t> ids;
+    for (const auto& payment : response.object().at("data").as_array()) {
+      ids.push_back(int_field(payment.as_object(), "money_movement_id"));
+    }
+    return ids;
+  };
+  const auto account = std::to_string(other);
+  EXPECT_EQ(ids_of("/payments?account_id=" + account), (std::vector<std::int64_t>{b2, b1}));
+  EXPECT_EQ(ids_of("/payments?account_id=1"), (std::vector<std::int64_t>{rejected_id, a2, a1}));
+  EXPECT_EQ(ids_of("/payments?status=posted"), (std::vector<std::int64_t>{b1, a1}));
+  EXPECT_EQ(ids_of("/payments?status=rejected"), (std::vector<std::int64_t>{rejected_id}));
+  EXPECT_EQ(ids_of("/payments?status=pending"), (std::vector<std::int64_t>{b2, a2}));
+  EXPECT_EQ(ids_of("/payments?account_id=" + account + "&status=posted"),
+            (std::vector<std::int64_t>{b1}));
+  EXPECT_EQ(ids_of("/payments?account_id=424242"), (std::vector<std::int64_t>{}));
+  EXPECT_EQ(ids_of("/payments?account_id=1&limit=1&status=pending"),
+            (std::vector<std::int64_t>{a2}));
+}
+
+}  // namespace
+}  // namespace integration

@@ -1,0 +1,295 @@
+#include "test_support/sqlite_reader.hpp"
+
+#include <sqlite3.h>
+
+#include <sstream>
+#include <stdexcept>
+
+namespace test_support {
+namespace {
+
+std::string describe(const SqlValue& value) {
+  if (std::holds_alternative<std::monostate>(value)) {
+    return "NULL";
+  }
+  if (const auto* i = std::get_if<std::int64_t>(&value)) {
+    return std::to_string(*i);
+  }
+  if (const auto* d = std::get_if<double>(&value)) {
+    return std::to_string(*d);
+  }
+  return "'" + std::get<std::string>(value) + "'";
+}
+
+std::filesystem::path strip_url(const std::filesystem::path& path) {
+  const std::string text = path.string();
+  constexpr std::string_view kScheme = "sqlite:";
+  if (text.rfind(kScheme, 0) == 0) {
+    return text.substr(kScheme.size());
+  }
+  return path;
+}
+
+class Statement {
+ public:
+  Statement(sqlite3* db, std::string_view sql) {
+    if (sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr) !=
+        SQLITE_OK) {
+      throw std::runtime_error("sqlite prepare failed: " + std::string(sqlite3_errmsg(db)) +
+                               " in: " + std::string(sql));
+    }
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  Statement(Statement&&) = delete;
+  Statement& operator=(Statement&&) = delete;
+  [[nodiscard]] sqlite3_stmt* get() const { return stmt_; }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+}  // namespace
+
+std::size_t SqlRow::index_of(std::string_view column) const {
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    if (columns[i] == column) {
+      return i;
+    }
+  }
+  throw std::runtime_error("no column " + std::string(column));
+}
+
+std::int64_t SqlRow::integer(std::size_t i) const {
+  if (const auto* value = std::get_if<std::int64_t>(&values.at(i))) {
+    return *value;
+  }
+  throw std::runtime_error("column " + columns.at(i) +
+                           " is not an integer: " + describe(values.at(i)));
+}
+
+std::string SqlRow::text(std::size_t i) const {
+  if (const auto* value = std::get_if<std::string>(&values.at(i))) {
+    return *value;
+  }
+  throw std::runtime_error("column " + columns.at(i) + " is not text: " + describe(values.at(i)));
+}
+
+std::int64_t SqlRow::integer(std::string_view column) const {
+  return integer(index_of(column));
+}
+std::string SqlRow::text(std::string_view column) const {
+  return text(index_of(column));
+}
+
+SqliteReader::SqliteReader(const std::filesystem::path& db_path) {
+  const auto path = strip_url(db_path);
+  if (!std::filesystem::exists(path)) {
+    throw std::runtime_error("database file does not exist: " + path.string());
+  }
+  const int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY, nullptr);
+  if (rc != SQLITE_OK) {
+    const std::string message = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw std::runtime_error("cannot open " + path.string() + " read-only: " + message);
+  }
+  sqlite3_busy_timeout(db_, 5000);
+}
+
+SqliteReader::~SqliteReader() {
+  sqlite3_close(db_);
+}
+
+void SqliteReader::exec(std::string_view sql) const {
+  char* error = nullptr;
+  const std::string text(sql);
+  if (sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+    const std::string message = error != nullptr ? error : "unknown error";
+    sqlite3_free(error);
+    throw std::runtime_error("sqlite exec failed: " + message + " in: " + text);
+  }
+}
+
+std::vector<SqlRow> SqliteReader::query(std::string_view sql,
+                                        const std::vector<SqlValue>& params) const {
+  const Statement stmt(db_, sql);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const int index = static_cast<int>(i) + 1;
+    const auto& param = params[i];
+    int rc = SQLITE_OK;
+    if (std::holds_alternative<std::monostate>(param)) {
+      rc = sqlite3_bind_null(stmt.get(), index);
+    } else if (const auto* integer = std::get_if<std::int64_t>(&param)) {
+      rc = sqlite3_bind_int64(stmt.get(), index, *integer);
+    } else if (const auto* real = std::get_if<double>(&param)) {
+      rc = sqlite3_bind_double(stmt.get(), index, *real);
+    } else {
+      const auto& text = std::get<std::string>(param);
+      rc = sqlite3_bind_text(stmt.get(), index, text.data(), static_cast<int>(text.size()),
+                             SQLITE_TRANSIENT);
+    }
+    if (rc != SQLITE_OK) {
+      throw std::runtime_error("sqlite bind failed: " + std::string(sqlite3_errmsg(db_)));
+    }
+  }
+  std::vector<std::string> columns;
+  const int column_count = sqlite3_column_count(stmt.get());
+  columns.reserve(static_cast<std::size_t>(column_count));
+  for (int c = 0; c < column_count; ++c) {
+    columns.emplace_back(sqlite3_column_name(stmt.get(), c));
+  }
+  std::vector<SqlRow> rows;
+  for (;;) {
+    const int rc = sqlite3_step(stmt.get());
+    if (rc == SQLITE_DONE) {
+      break;
+    }
+    if (rc != SQLITE_ROW) {
+      throw std::runtime_error("sqlite step failed: " + std::string(sqlite3_errmsg(db_)) +
+                               " in: " + std::string(sql));
+    }
+    SqlRow row;
+    row.columns = columns;
+    for (int c = 0; c < column_count; ++c) {
+      switch (sqlite3_column_type(stmt.get(), c)) {
+        case SQLITE_INTEGER:
+          row.values.emplace_back(static_cast<std::int64_t>(sqlite3_column_int64(stmt.get(), c)));
+          break;
+        case SQLITE_FLOAT:
+          row.values.emplace_back(sqlite3_column_double(stmt.get(), c));
+          break;
+        case SQLITE_NULL:
+          row.values.emplace_back(std::monostate{});
+          break;
+        default: {
+          const auto* data = sqlite3_column_blob(stmt.get(), c);
+          const int size = sqlite3_column_bytes(stmt.get(), c);
+          row.values.emplace_back(data == nullptr ? std::string{}
+                                                  : std::string(static_cast<const char*>(data),
+                                                                static_cast<std::size_t>(size)));
+          break;
+        }
+      }
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::int64_t SqliteReader::scalar_int(std::string_view sql,
+                                      const std::vector<SqlValue>& params) const {
+  const auto rows = query(sql, params);
+  if (rows.empty() || rows.front().values.empty()) {
+    throw std::runtime_error("no row for: " + std::string(sql));
+  }
+  return rows.front().integer(0);
+}
+
+std::vector<std::string> check_ledger_invariants(const std::filesystem::path& db_path) {
+  std::vector<std::string> violations;
+  try {
+    const SqliteReader db(db_path);
+    // One read transaction: every check sees the same committed snapshot even while the
+    // service keeps writing.
+    db.exec("BEGIN");
+    struct Commit {
+      const SqliteReader& db;
+      ~Commit() {
+        try {
+          db.exec("COMMIT");
+        } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch)
+        }
+      }
+    } commit{db};
+
+    // 1 and 2: stored balances against the sums over payments.
+    for (const auto& row : db.query(R"SQL(
+        SELECT a.account_id, a.balance, a.settled_balance,
+          (SELECT COALESCE(SUM(p.amount_cents), 0) FROM payments p
+             WHERE p.account_id = a.account_id AND p.status <> 'rejected') AS expected_balance,
+          (SELECT COALESCE(SUM(p.amount_cents), 0) FROM payments p
+             WHERE p.account_id = a.account_id AND p.status = 'posted') AS expected_settled
+        FROM accounts a ORDER BY a.account_id)SQL")) {
+      const auto account = row.integer("account_id");
+      if (row.integer("balance") != row.integer("expected_balance")) {
+        std::ostringstream out;
+        out << "invariant 1: account " << account << " balance " << row.integer("balance")
+            << " != sum of non-rejected payments " << row.integer("expected_balance");
+        violations.push_back(out.str());
+      }
+      if (row.integer("settled_balance") != row.integer("expected_settled")) {
+        std::ostringstream out;
+        out << "invariant 2: account " << account << " settled_balance "
+            << row.integer("settled_balance") << " != sum of posted payments "
+            << row.integer("expected_settled");
+        violations.push_back(out.str());
+      }
+    }
+    for (const auto& row : db.query(R"SQL(
+        SELECT money_movement_id, account_id FROM payments
+        WHERE account_id NOT IN (SELECT account_id FROM accounts))SQL")) {
+      std::ostringstream out;
+      out << "invariants 1/2: payment " << row.integer(0) << " belongs to missing account "
+          << row.integer(1);
+      violations.push_back(out.str());
+    }
+
+    // 3: each payment equals its newest event that changed it.
+    for (const auto& row : db.query(R"SQL(
+        SELECT p.money_movement_id, p.amount_cents, p.status,
+               e.event_id, e.kind, e.amount_cents AS event_amount, e.status AS event_status
+        FROM payments p
+        LEFT JOIN events e ON e.event_id = (
+          SELECT MAX(x.event_id) FROM events x
+          WHERE x.money_movement_id = p.money_movement_id AND x.kind <> 'callback_late')
+        ORDER BY p.money_movement_id)SQL")) {
+      const auto id = row.integer("money_movement_id");
+      if (row.is_null(row.index_of("event_id"))) {
+        violations.push_back("invariant 3: payment " + std::to_string(id) + " has no event");
+        continue;
+      }
+      const auto& event_amount = row.values.at(row.index_of("event_amount"));
+      const auto& event_status = row.values.at(row.index_of("event_status"));
+      if (event_amount != row.values.at(row.index_of("amount_cents")) ||
+          event_status != row.values.at(row.index_of("status"))) {
+        std::ostringstream out;
+        out << "invariant 3: payment " << id << " is (" << row.integer("amount_cents") << ", "
+            << row.text("status") << ") but its newest event " << row.integer("event_id") << " ("
+            << row.text("kind") << ") says (" << describe(event_amount) << ", "
+            << describe(event_status) << ")";
+        violations.push_back(out.str());
+      }
+    }
+
+    // 4: each account equals the balances recorded by its newest event.
+    for (const auto& row : db.query(R"SQL(
+        SELECT a.account_id, a.balance, a.settled_balance,
+               e.event_id, e.kind, e.balance_after, e.settled_balance_after
+        FROM accounts a
+        LEFT JOIN events e ON e.event_id = (
+          SELECT MAX(x.event_id) FROM events x WHERE x.account_id = a.account_id)
+        ORDER BY a.account_id)SQL")) {
+      const auto account = row.integer("account_id");
+      if (row.is_null(row.index_of("event_id"))) {
+        violations.push_back("invariant 4: account " + std::to_string(account) + " has no event");
+        continue;
+      }
+      if (row.integer("balance") != row.integer("balance_after") ||
+          row.integer("settled_balance") != row.integer("settled_balance_after")) {
+        std::ostringstream out;
+        out << "invariant 4: account " << account << " has balance " << row.integer("balance")
+            << "/settled " << row.integer("settled_balance") << " but its newest event "
+            << row.integer("event_id") << " (" << row.text("kind") << ") says "
+            << row.integer("balance_after") << "/" << row.integer("settled_balance_after");
+        violations.push_back(out.str());
+      }
+    }
+  } catch (const std::exception& error) {
+    violations.push_back(std::string("cannot check invariants: ") + error.what());
+  }
+  return violations;
+}
+
+}  // namespace test_support
