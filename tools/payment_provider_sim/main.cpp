@@ -44,12 +44,10 @@ void add_options(CLI::App& app, Options& options) {
       ->capture_default_str();
   app.add_option("--callback-host", options.callback_host,
                  "Host to call back instead of the IP the request came from");
-  app.add_option("--username", config.username,
-                 "Basic auth user the service must present (env PROVIDER_USERNAME)")
+  app.add_option("--username", config.username, "Basic auth user the service must present")
       ->envname("PROVIDER_USERNAME")
       ->required();
-  app.add_option("--password", config.password,
-                 "Basic auth password the service must present (env PROVIDER_PASSWORD)")
+  app.add_option("--password", config.password, "Basic auth password the service must present")
       ->envname("PROVIDER_PASSWORD")
       ->required();
   app.add_option("--seed", config.seed, "Seed of every random decision")->capture_default_str();

@@ -48,7 +48,7 @@ struct AccountTruth {
 
 // Diagnostics for tests and operators; not part of the truth proper.
 struct SimCounters {
-  std::uint64_t requests = 0;           // money-movement requests that passed authentication
+  std::uint64_t requests = 0;           // valid, authenticated money-movement requests
   std::uint64_t invalid = 0;            // answered 400 for validation
   std::uint64_t failed = 0;             // answered 503 by --fail-rate
   std::uint64_t rejected = 0;           // answered 400 by --reject-rate
