@@ -1,0 +1,74 @@
+#pragma once
+// Store reads that are not served from memory (payment lists, callback history, readiness) run
+// on a small thread pool with their own read-only connections, never on an I/O thread. In WAL
+// mode they see the last commit and never wait for the writer.
+
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/store.hpp"
+
+namespace ps::app {
+
+class Readers {
+ public:
+  Readers(const std::string& database_url, std::size_t threads);
+  ~Readers();
+  Readers(const Readers&) = delete;
+  Readers& operator=(const Readers&) = delete;
+
+  // Runs `f(store) -> R` on the pool; resumes the calling coroutine on its executor.
+  // Not a coroutine, and callers name `f` first: see Writer::run (GCC 12).
+  template <class R, class F>
+  boost::asio::awaitable<R> run(F f) {
+    auto job = std::make_shared<F>(std::move(f));
+    return boost::asio::async_initiate<decltype(boost::asio::use_awaitable),
+                                       void(std::exception_ptr, R)>(
+        [this, job](auto handler) {
+          auto h = std::make_shared<decltype(handler)>(std::move(handler));
+          boost::asio::post(pool_, [this, job, h]() {
+            auto result = std::make_shared<R>();
+            std::exception_ptr error;
+            try {
+              Lease lease(*this);
+              *result = (*job)(*lease.store);
+            } catch (...) {
+              error = std::current_exception();
+            }
+            auto ex = boost::asio::get_associated_executor(*h);
+            boost::asio::post(ex, [h, error, result]() mutable { (*h)(error, std::move(*result)); });
+          });
+        },
+        boost::asio::use_awaitable);
+  }
+
+  void stop();
+
+ private:
+  // Borrows a connection; opened lazily, returned to the free list afterwards.
+  struct Lease {
+    explicit Lease(Readers& r);
+    ~Lease();
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Readers& readers;
+    std::unique_ptr<store::Store> store;
+  };
+
+  std::string url_;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<store::Store>> free_;
+  boost::asio::thread_pool pool_;
+};
+
+}  // namespace ps::app

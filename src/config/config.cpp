@@ -1,0 +1,128 @@
+#include "config/config.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "provider/http_provider.hpp"
+#include "http/allow_list.hpp"
+
+namespace ps::config {
+
+namespace {
+
+std::string env_or_empty(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+}  // namespace
+
+std::variant<Config, Exit> parse(int argc, char** argv) {
+  Config c;
+  CLI::App app{
+      "payment_service: takes payments, forwards them to the payment provider, applies its "
+      "callbacks and keeps every account's balances. Every flag can also be set through the "
+      "environment variable shown in brackets; PROVIDER_USERNAME and PROVIDER_PASSWORD are read "
+      "from the environment only."};
+  app.option_defaults()->always_capture_default();
+  std::int64_t connect_ms = c.provider_connect_timeout.count();
+  std::int64_t timeout_ms = c.provider_timeout.count();
+  std::int64_t retry_initial_ms = c.provider_retry_initial.count();
+  std::int64_t retry_max_ms = c.provider_retry_max.count();
+
+  app.add_option("--bind", c.bind, "address to listen on")->envname("BIND");
+  app.add_option("--port", c.port, "port to listen on (0: any free port)")
+      ->envname("PORT")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--database-url", c.database_url, "sqlite:PATH")->envname("DATABASE_URL");
+  app.add_option("--database-durable", c.database_durable,
+                 "fsync every commit (turning this off loses acknowledged writes on power loss)")
+      ->envname("DATABASE_DURABLE");
+  app.add_option("--provider-url", c.provider_url,
+                 "base URL of the payment provider, e.g. http://127.0.0.1:9090")
+      ->envname("PROVIDER_URL");
+  app.add_option("--time-to-settle-seconds", c.time_to_settle_seconds,
+                 "window sent to the provider with each payment")
+      ->envname("TIME_TO_SETTLE_SECONDS")
+      ->check(CLI::Range(1, 86400));
+  app.add_option("--settle-grace-seconds", c.settle_grace_seconds,
+                 "slack after the window for network delay")
+      ->envname("SETTLE_GRACE_SECONDS")
+      ->check(CLI::Range(0, 3600));
+  app.add_option("--callback-allow-from", c.callback_allow_from,
+                 "comma-separated CIDRs allowed to call the callback endpoint (empty: any)")
+      ->envname("CALLBACK_ALLOW_FROM");
+  app.add_option("--provider-connect-timeout-ms", connect_ms, "provider connect timeout")
+      ->envname("PROVIDER_CONNECT_TIMEOUT_MS")
+      ->check(CLI::Range(1, 60000));
+  app.add_option("--provider-timeout-ms", timeout_ms, "provider request timeout after connect")
+      ->envname("PROVIDER_TIMEOUT_MS")
+      ->check(CLI::Range(1, 300000));
+  app.add_option("--provider-retry-initial-ms", retry_initial_ms,
+                 "first delay before re-sending a payment whose outcome is unknown")
+      ->envname("PROVIDER_RETRY_INITIAL_MS")
+      ->check(CLI::Range(1, 600000));
+  app.add_option("--provider-retry-max-ms", retry_max_ms, "cap of the doubling re-send delay")
+      ->envname("PROVIDER_RETRY_MAX_MS")
+      ->check(CLI::Range(1, 3600000));
+  app.add_option("--threads", c.threads, "I/O threads (0: one per core)")
+      ->envname("THREADS")
+      ->check(CLI::Range(0, 256));
+  app.add_option("--write-queue-capacity", c.write_queue_capacity,
+                 "write jobs queued before answering 503")
+      ->envname("WRITE_QUEUE_CAPACITY")
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--write-batch-max", c.write_batch_max,
+                 "most write jobs per group commit (1: one commit per request)")
+      ->envname("WRITE_BATCH_MAX")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
+      ->envname("LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_option("--log-format", c.log_format, "text or json (one JSON object per line)")
+      ->envname("LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return Exit{app.exit(e)};
+  }
+
+  auto invalid = [](const std::string& message) {
+    std::cerr << "payment_service: " << message << "\n";
+    return Exit{2};
+  };
+  if (c.provider_url.empty()) {
+    return invalid("PROVIDER_URL (--provider-url) is required, e.g. http://127.0.0.1:9090");
+  }
+  try {
+    provider::parse_provider_url(c.provider_url);
+  } catch (const std::invalid_argument& e) {
+    return invalid("PROVIDER_URL is not usable: " + std::string(e.what()));
+  }
+  try {
+    http::AllowList::parse(c.callback_allow_from);
+  } catch (const std::invalid_argument& e) {
+    return invalid("CALLBACK_ALLOW_FROM: " + std::string(e.what()));
+  }
+  if (!c.database_url.starts_with("sqlite:") || c.database_url.size() == 7) {
+    return invalid("DATABASE_URL must be sqlite:PATH");
+  }
+  if (retry_max_ms < retry_initial_ms) {
+    return invalid("PROVIDER_RETRY_MAX_MS must be at least PROVIDER_RETRY_INITIAL_MS");
+  }
+  c.provider_connect_timeout = std::chrono::milliseconds(connect_ms);
+  c.provider_timeout = std::chrono::milliseconds(timeout_ms);
+  c.provider_retry_initial = std::chrono::milliseconds(retry_initial_ms);
+  c.provider_retry_max = std::chrono::milliseconds(retry_max_ms);
+  c.provider_username = env_or_empty("PROVIDER_USERNAME");
+  c.provider_password = env_or_empty("PROVIDER_PASSWORD");
+  if (c.threads == 0) c.threads = std::max(1U, std::thread::hardware_concurrency());
+  return c;
+}
+
+}  // namespace ps::config

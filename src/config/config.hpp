@@ -1,0 +1,41 @@
+#pragma once
+// Configuration of SPEC section 5: every setting is a flag and an environment variable, validated
+// at start-up with a message that names the setting. Credentials come only from the environment.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <variant>
+
+namespace ps::config {
+
+struct Config {
+  std::string bind = "0.0.0.0";
+  std::uint16_t port = 8080;
+  std::string database_url = "sqlite:payment_service.db";
+  bool database_durable = true;
+  std::string provider_url;
+  std::string provider_username;
+  std::string provider_password;
+  std::int64_t time_to_settle_seconds = 10;
+  std::int64_t settle_grace_seconds = 2;
+  std::string callback_allow_from;
+  std::chrono::milliseconds provider_connect_timeout{2000};
+  std::chrono::milliseconds provider_timeout{5000};
+  std::chrono::milliseconds provider_retry_initial{500};
+  std::chrono::milliseconds provider_retry_max{30000};
+  unsigned threads = 0;  // 0: one per core
+  std::size_t write_queue_capacity = 16384;
+  std::size_t write_batch_max = 1024;
+  std::string log_level = "info";
+  std::string log_format = "text";
+};
+
+struct Exit {
+  int code = 0;  // --help: 0; invalid settings: 2 (the message is already printed)
+};
+
+// Parses flags and environment; prints help or errors itself.
+std::variant<Config, Exit> parse(int argc, char** argv);
+
+}  // namespace ps::config

@@ -1,0 +1,74 @@
+#pragma once
+// Routing and the endpoint handlers of SPEC section 3: HTTP in, use case call, HTTP out.
+// No ledger rule lives here; handlers validate, call app/, and map results to status codes.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/url/params_view.hpp>
+
+#include <string_view>
+
+#include "app/accounts_view.hpp"
+#include "app/ledger.hpp"
+#include "app/payments.hpp"
+#include "app/readers.hpp"
+#include "app/writer.hpp"
+#include "http/allow_list.hpp"
+#include "http/metrics.hpp"
+#include "http/problem.hpp"
+
+namespace ps::http {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+
+inline constexpr std::size_t kBodyLimitBytes = 64 * 1024;
+
+// Shared by every I/O thread.
+struct ApiContext {
+  app::Writer& writer;
+  app::Ledger& ledger;
+  app::AccountsView& accounts;
+  app::Readers& readers;
+  Metrics& metrics;
+  AllowList callback_allow_list;
+};
+
+// The answer to POST /payments for a recorded payment and the provider's reply: 201 accepted,
+// 502 rejected, 202 unknown. Also what an idempotency key replays.
+app::Replay render_payment_created(const core::Payment& p, const provider::ProviderReply& reply);
+
+Response problem_response(const Problem& p, unsigned version, bool keep_alive);
+
+class Api {
+ public:
+  Api(ApiContext& context, app::PaymentFlow& flow) : ctx_(context), flow_(flow) {}
+
+  // Coroutine parameters are references (see PaymentFlow::create); the caller keeps them alive.
+  boost::asio::awaitable<Response> handle(const Request& req,
+                                          const boost::asio::ip::address& peer);
+
+ private:
+  boost::asio::awaitable<Response> route(const Request& req, const boost::asio::ip::address& peer,
+                                         Route& route);
+
+  boost::asio::awaitable<Response> create_payment(const Request& req);
+  boost::asio::awaitable<Response> list_payments(const Request& req, boost::urls::params_view query);
+  boost::asio::awaitable<Response> get_payment(const Request& req, std::string_view id);
+  Response list_accounts(const Request& req);
+  boost::asio::awaitable<Response> open_account(const Request& req);
+  Response get_account(const Request& req, std::string_view id);
+  boost::asio::awaitable<Response> recalculate(const Request& req,
+                                               boost::urls::params_view query);
+  boost::asio::awaitable<Response> callback(const Request& req,
+                                            const boost::asio::ip::address& peer);
+  boost::asio::awaitable<Response> ready(const Request& req);
+  Response metrics(const Request& req);
+
+  ApiContext& ctx_;
+  app::PaymentFlow& flow_;
+};
+
+}  // namespace ps::http

@@ -1,0 +1,44 @@
+#pragma once
+// Counters for GET /metrics (Prometheus text format). Relaxed atomics: counters, not fences.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace ps::http {
+
+enum class Route : std::size_t {
+  payments_create,
+  payments_list,
+  payment_get,
+  accounts_list,
+  accounts_create,
+  account_get,
+  recalculate,
+  callback,
+  health,
+  schema,
+  metrics,
+  other,
+  count_,
+};
+
+struct Metrics {
+  static constexpr std::size_t kRoutes = static_cast<std::size_t>(Route::count_);
+  static constexpr std::size_t kClasses = 5;  // 1xx..5xx
+  std::array<std::array<std::atomic<std::uint64_t>, kClasses>, kRoutes> requests{};
+  std::array<std::atomic<std::uint64_t>, kRoutes> latency_us_total{};
+  std::atomic<std::uint64_t> callbacks_applied{0};
+  std::atomic<std::uint64_t> callbacks_late{0};
+  std::atomic<std::uint64_t> provider_accepted{0};
+  std::atomic<std::uint64_t> provider_rejected{0};
+  std::atomic<std::uint64_t> provider_unknown{0};
+  std::atomic<std::uint64_t> overloaded{0};
+
+  void count(Route r, unsigned status, std::uint64_t latency_us);
+};
+
+const char* route_name(Route r);
+
+}  // namespace ps::http

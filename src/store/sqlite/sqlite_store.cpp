@@ -1,0 +1,401 @@
+#include "store/sqlite/sqlite_store.hpp"
+
+#include <array>
+#include <chrono>
+
+namespace ps::store::sqlite {
+
+namespace {
+
+// Versioned migrations: append only, never edit one that has shipped. Each runs in its own
+// transaction together with its row in schema_migrations.
+constexpr std::array kMigrations = {
+    R"sql(
+CREATE TABLE accounts (
+  account_id      INTEGER PRIMARY KEY,
+  created_at      INTEGER NOT NULL,
+  status          TEXT    NOT NULL CHECK (status IN ('current', 'delinquent')),
+  balance         INTEGER NOT NULL,
+  settled_balance INTEGER NOT NULL,
+  negative_since  INTEGER NULL
+);
+CREATE TABLE payments (
+  money_movement_id     INTEGER PRIMARY KEY,
+  account_id            INTEGER NOT NULL REFERENCES accounts (account_id),
+  amount_cents          INTEGER NOT NULL,
+  original_amount_cents INTEGER NOT NULL,
+  merchant_name         TEXT    NOT NULL,
+  status                TEXT    NOT NULL,
+  created_at            INTEGER NOT NULL,
+  updated_at            INTEGER NOT NULL,
+  last_sent_at          INTEGER NOT NULL,
+  settle_deadline       INTEGER NOT NULL,
+  callbacks_applied     INTEGER NOT NULL
+);
+CREATE INDEX payments_by_account ON payments (account_id, money_movement_id);
+CREATE INDEX payments_by_status ON payments (status, money_movement_id);
+CREATE TABLE events (
+  event_id              INTEGER PRIMARY KEY AUTOINCREMENT,
+  at                    INTEGER NOT NULL,
+  kind                  TEXT    NOT NULL,
+  account_id            INTEGER NOT NULL,
+  money_movement_id     INTEGER NULL,
+  amount_cents          INTEGER NULL,
+  status                TEXT    NULL,
+  settle_deadline       INTEGER NULL,
+  balance_after         INTEGER NOT NULL,
+  settled_balance_after INTEGER NOT NULL,
+  detail                TEXT    NULL
+);
+CREATE INDEX events_by_payment ON events (money_movement_id, event_id)
+  WHERE money_movement_id IS NOT NULL;
+CREATE TABLE idempotency_keys (
+  key               TEXT PRIMARY KEY,
+  request_hash      TEXT    NOT NULL,
+  money_movement_id INTEGER NOT NULL,
+  response_status   INTEGER NULL,
+  response_body     TEXT    NULL,
+  created_at        INTEGER NOT NULL
+);
+CREATE INDEX idempotency_by_payment ON idempotency_keys (money_movement_id);
+)sql",
+};
+
+TimeMs wall_clock_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr const char* kPaymentColumns =
+    "money_movement_id, account_id, amount_cents, original_amount_cents, merchant_name, status, "
+    "created_at, updated_at, last_sent_at, settle_deadline, callbacks_applied";
+
+core::Payment read_payment(const Statement& s) {
+  return core::Payment{
+      .money_movement_id = s.int64(0),
+      .account_id = s.int64(1),
+      .amount_cents = s.int64(2),
+      .original_amount_cents = s.int64(3),
+      .merchant_name = s.text(4),
+      .status = s.text(5),
+      .created_at = s.int64(6),
+      .updated_at = s.int64(7),
+      .last_sent_at = s.int64(8),
+      .settle_deadline = s.int64(9),
+      .callbacks_applied = s.int64(10),
+  };
+}
+
+core::Account read_account(const Statement& s) {
+  const auto status = core::account_status_from(s.text(2));
+  if (!status) throw StoreError("accounts.status holds an unknown value");
+  return core::Account{
+      .account_id = s.int64(0),
+      .created_at = s.int64(1),
+      .status = *status,
+      .balance = s.int64(3),
+      .settled_balance = s.int64(4),
+      .negative_since = s.optional_int64(5),
+  };
+}
+
+std::string sql(std::string_view a, std::string_view b = "", std::string_view c = "") {
+  std::string out;
+  out.append(a).append(b).append(c);
+  return out;
+}
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(const std::string& path, const StoreOptions& options)
+      : conn_(path, options.read_only) {
+    if (!options.read_only) {
+      conn_.exec("PRAGMA journal_mode=WAL");
+      conn_.exec(options.durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=OFF");
+      conn_.exec("PRAGMA foreign_keys=ON");
+      migrate();
+    }
+    prepare();
+  }
+
+  void begin() override { begin_->run(); }
+  void commit() override { commit_->run(); }
+  void rollback() noexcept override {
+    try {
+      rollback_->run();
+    } catch (const StoreError&) {
+      // No transaction was open (SQLite already rolled back after an I/O error): nothing to undo.
+    }
+  }
+
+  std::optional<core::Account> find_account(AccountId id) override {
+    Reset r(*find_account_);
+    find_account_->bind(1, id);
+    if (!find_account_->step()) return std::nullopt;
+    return read_account(*find_account_);
+  }
+
+  std::vector<core::Account> list_accounts() override {
+    Reset r(*list_accounts_);
+    std::vector<core::Account> out;
+    while (list_accounts_->step()) out.push_back(read_account(*list_accounts_));
+    return out;
+  }
+
+  AccountId max_account_id() override { return scalar(*max_account_id_); }
+
+  void insert_account(const core::Account& a) override {
+    bind_account(*insert_account_, a).run();
+  }
+
+  void update_account(const core::Account& a) override {
+    bind_account(*update_account_, a).run();
+    require_one_change("update account");
+  }
+
+  std::optional<core::Payment> find_payment(MovementId id) override {
+    Reset r(*find_payment_);
+    find_payment_->bind(1, id);
+    if (!find_payment_->step()) return std::nullopt;
+    return read_payment(*find_payment_);
+  }
+
+  std::vector<core::Payment> list_payments(const PaymentFilter& f) override {
+    // Optional filters as "(?n IS NULL OR column = ?n)": one prepared statement serves all.
+    Reset r(*list_payments_);
+    list_payments_->bind(1, f.account_id)
+        .bind(2, f.status)
+        .bind(3, f.before_id)
+        .bind(4, std::int64_t{f.limit});
+    std::vector<core::Payment> out;
+    while (list_payments_->step()) out.push_back(read_payment(*list_payments_));
+    return out;
+  }
+
+  std::vector<core::Payment> payments_with_status(std::string_view status) override {
+    Reset r(*payments_with_status_);
+    payments_with_status_->bind(1, status);
+    std::vector<core::Payment> out;
+    while (payments_with_status_->step()) out.push_back(read_payment(*payments_with_status_));
+    return out;
+  }
+
+  MovementId max_movement_id() override { return scalar(*max_movement_id_); }
+
+  void insert_payment(const core::Payment& p) override { bind_payment(*insert_payment_, p).run(); }
+
+  void update_payment(const core::Payment& p) override {
+    bind_payment(*update_payment_, p).run();
+    require_one_change("update payment");
+  }
+
+  void append_event(const Event& e) override {
+    insert_event_->bind(1, e.at)
+        .bind(2, e.kind)
+        .bind(3, e.account_id)
+        .bind(4, e.money_movement_id)
+        .bind(5, e.amount_cents)
+        .bind(6, e.status)
+        .bind(7, e.settle_deadline)
+        .bind(8, e.balance_after)
+        .bind(9, e.settled_balance_after)
+        .bind(10, e.detail)
+        .run();
+  }
+
+  std::vector<CallbackRecord> callback_history(MovementId id) override {
+    Reset r(*callback_history_);
+    callback_history_->bind(1, id);
+    std::vector<CallbackRecord> out;
+    while (callback_history_->step()) {
+      out.push_back(CallbackRecord{
+          .received_at = callback_history_->int64(0),
+          .amount_cents = callback_history_->int64(1),
+          .status = callback_history_->optional_text(2),
+          .applied = callback_history_->text(3) == event_kind::kCallbackApplied,
+      });
+    }
+    return out;
+  }
+
+  std::optional<IdempotencyRecord> find_idempotency(const std::string& key) override {
+    find_idempotency_->bind(1, key);
+    return read_idempotency(*find_idempotency_);
+  }
+
+  std::optional<IdempotencyRecord> find_idempotency_for_payment(MovementId id) override {
+    find_idempotency_for_payment_->bind(1, id);
+    return read_idempotency(*find_idempotency_for_payment_);
+  }
+
+  void insert_idempotency(const IdempotencyRecord& r) override {
+    insert_idempotency_->bind(1, r.key)
+        .bind(2, r.request_hash)
+        .bind(3, r.money_movement_id)
+        .bind(4, r.created_at)
+        .run();
+  }
+
+  void complete_idempotency(const std::string& key, int status,
+                            const std::string& body) override {
+    complete_idempotency_->bind(1, std::int64_t{status}).bind(2, body).bind(3, key).run();
+  }
+
+  void ping() override { scalar(*ping_); }
+
+ private:
+  // Resets a statement that was stepped for rows, also when reading throws.
+  struct Reset {
+    explicit Reset(Statement& s) : s_(s) {}
+    ~Reset() { s_.reset(); }
+    Reset(const Reset&) = delete;
+    Reset& operator=(const Reset&) = delete;
+    Statement& s_;
+  };
+
+  void migrate() {
+    conn_.exec(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
+    Statement current(conn_.handle(), "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    current.step();
+    const auto applied = current.int64(0);
+    current.reset();
+    if (applied > static_cast<std::int64_t>(kMigrations.size())) {
+      throw StoreError("database schema version " + std::to_string(applied) +
+                       " is newer than this build knows");
+    }
+    for (auto version = applied + 1; version <= static_cast<std::int64_t>(kMigrations.size());
+         ++version) {
+      conn_.exec("BEGIN IMMEDIATE");
+      try {
+        conn_.exec(kMigrations.at(static_cast<std::size_t>(version - 1)));
+        Statement record(conn_.handle(),
+                         "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)");
+        record.bind(1, version).bind(2, wall_clock_ms()).run();
+        conn_.exec("COMMIT");
+      } catch (...) {
+        conn_.exec("ROLLBACK");
+        throw;
+      }
+    }
+  }
+
+  void prepare() {
+    auto* db = conn_.handle();
+    auto make = [db](const std::string& text) { return std::make_unique<Statement>(db, text); };
+    // BEGIN IMMEDIATE takes the write lock up front, so a batch never fails half-way on a lock.
+    begin_ = make("BEGIN IMMEDIATE");
+    commit_ = make("COMMIT");
+    rollback_ = make("ROLLBACK");
+    find_account_ = make(
+        "SELECT account_id, created_at, status, balance, settled_balance, negative_since "
+        "FROM accounts WHERE account_id = ?1");
+    list_accounts_ = make(
+        "SELECT account_id, created_at, status, balance, settled_balance, negative_since "
+        "FROM accounts ORDER BY account_id");
+    max_account_id_ = make("SELECT COALESCE(MAX(account_id), 0) FROM accounts");
+    insert_account_ = make(
+        "INSERT INTO accounts (account_id, created_at, status, balance, settled_balance, "
+        "negative_since) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    update_account_ = make(
+        "UPDATE accounts SET created_at = ?2, status = ?3, balance = ?4, settled_balance = ?5, "
+        "negative_since = ?6 WHERE account_id = ?1");
+    find_payment_ = make(sql("SELECT ", kPaymentColumns, " FROM payments WHERE money_movement_id = ?1"));
+    list_payments_ = make(sql("SELECT ", kPaymentColumns,
+                              " FROM payments WHERE (?1 IS NULL OR account_id = ?1) "
+                              "AND (?2 IS NULL OR status = ?2) "
+                              "AND (?3 IS NULL OR money_movement_id < ?3) "
+                              "ORDER BY money_movement_id DESC LIMIT ?4"));
+    payments_with_status_ = make(sql("SELECT ", kPaymentColumns,
+                                     " FROM payments WHERE status = ?1 ORDER BY money_movement_id"));
+    max_movement_id_ = make("SELECT COALESCE(MAX(money_movement_id), 0) FROM payments");
+    insert_payment_ = make(sql("INSERT INTO payments (", kPaymentColumns,
+                               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
+    update_payment_ = make(
+        "UPDATE payments SET account_id = ?2, amount_cents = ?3, original_amount_cents = ?4, "
+        "merchant_name = ?5, status = ?6, created_at = ?7, updated_at = ?8, last_sent_at = ?9, "
+        "settle_deadline = ?10, callbacks_applied = ?11 WHERE money_movement_id = ?1");
+    insert_event_ = make(
+        "INSERT INTO events (at, kind, account_id, money_movement_id, amount_cents, status, "
+        "settle_deadline, balance_after, settled_balance_after, detail) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    callback_history_ = make(
+        "SELECT at, amount_cents, status, kind FROM events WHERE money_movement_id = ?1 "
+        "AND kind IN ('callback_applied', 'callback_late') ORDER BY event_id");
+    find_idempotency_ = make(
+        "SELECT key, request_hash, money_movement_id, response_status, response_body, created_at "
+        "FROM idempotency_keys WHERE key = ?1");
+    find_idempotency_for_payment_ = make(
+        "SELECT key, request_hash, money_movement_id, response_status, response_body, created_at "
+        "FROM idempotency_keys WHERE money_movement_id = ?1");
+    insert_idempotency_ = make(
+        "INSERT INTO idempotency_keys (key, request_hash, money_movement_id, created_at) "
+        "VALUES (?1, ?2, ?3, ?4)");
+    complete_idempotency_ = make(
+        "UPDATE idempotency_keys SET response_status = ?1, response_body = ?2 WHERE key = ?3");
+    ping_ = make("SELECT COUNT(*) FROM schema_migrations");
+  }
+
+  static Statement& bind_account(Statement& s, const core::Account& a) {
+    return s.bind(1, a.account_id)
+        .bind(2, a.created_at)
+        .bind(3, core::to_string(a.status))
+        .bind(4, a.balance)
+        .bind(5, a.settled_balance)
+        .bind(6, a.negative_since);
+  }
+
+  static Statement& bind_payment(Statement& s, const core::Payment& p) {
+    return s.bind(1, p.money_movement_id)
+        .bind(2, p.account_id)
+        .bind(3, p.amount_cents)
+        .bind(4, p.original_amount_cents)
+        .bind(5, std::string_view(p.merchant_name))
+        .bind(6, std::string_view(p.status))
+        .bind(7, p.created_at)
+        .bind(8, p.updated_at)
+        .bind(9, p.last_sent_at)
+        .bind(10, p.settle_deadline)
+        .bind(11, p.callbacks_applied);
+  }
+
+  static std::optional<IdempotencyRecord> read_idempotency(Statement& s) {
+    Reset r(s);
+    if (!s.step()) return std::nullopt;
+    const auto status = s.optional_int64(3);
+    return IdempotencyRecord{
+        .key = s.text(0),
+        .request_hash = s.text(1),
+        .money_movement_id = s.int64(2),
+        .response_status = status ? std::optional<int>(static_cast<int>(*status)) : std::nullopt,
+        .response_body = s.optional_text(4),
+        .created_at = s.int64(5),
+    };
+  }
+
+  static std::int64_t scalar(Statement& s) {
+    Reset r(s);
+    if (!s.step()) throw StoreError("scalar query returned no row");
+    return s.int64(0);
+  }
+
+  void require_one_change(const char* what) {
+    if (sqlite3_changes(conn_.handle()) != 1) throw StoreError(std::string(what) + ": no such row");
+  }
+
+  Connection conn_;
+  std::unique_ptr<Statement> begin_, commit_, rollback_, find_account_, list_accounts_, max_account_id_, insert_account_,
+      update_account_, find_payment_, list_payments_, payments_with_status_, max_movement_id_,
+      insert_payment_, update_payment_, insert_event_, callback_history_, find_idempotency_, find_idempotency_for_payment_,
+      insert_idempotency_, complete_idempotency_, ping_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> open_sqlite_store(const std::string& path, const StoreOptions& options) {
+  return std::make_unique<SqliteStore>(path, options);
+}
+
+}  // namespace ps::store::sqlite
