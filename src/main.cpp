@@ -1,11 +1,11 @@
 // Wiring only: configuration, store, writer, readers, one io_context per I/O thread, shutdown.
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <spdlog/spdlog.h>
 
 #include <memory>
 #include <thread>
@@ -44,8 +44,8 @@ struct Worker {
 
 int run(const config::Config& cfg) {
   core::SystemClock clock;
-  auto store = store::open_store(cfg.database_url,
-                                 store::StoreOptions{.durable = cfg.database_durable});
+  auto store =
+      store::open_store(cfg.database_url, store::StoreOptions{.durable = cfg.database_durable});
   app::Ledger ledger(app::LedgerSettings{.time_to_settle_seconds = cfg.time_to_settle_seconds,
                                          .settle_grace_seconds = cfg.settle_grace_seconds},
                      store->max_movement_id());
@@ -63,8 +63,8 @@ int run(const config::Config& cfg) {
 
   app::Readers readers(cfg.database_url, kReaderThreads);
   http::Metrics metrics;
-  http::ApiContext context{writer, ledger, accounts, readers, metrics,
-                           http::AllowList::parse(cfg.callback_allow_from)};
+  http::ApiContext context{writer,  ledger,  accounts,
+                           readers, metrics, http::AllowList::parse(cfg.callback_allow_from)};
 
   asio::ssl::context tls(asio::ssl::context::tls_client);
   tls.set_default_verify_paths();
@@ -82,8 +82,8 @@ int run(const config::Config& cfg) {
   std::vector<std::unique_ptr<Worker>> workers;
   for (unsigned i = 0; i < cfg.threads; ++i) {
     auto w = std::make_unique<Worker>();
-    w->provider = std::make_unique<provider::HttpProvider>(w->ioc.get_executor(),
-                                                           provider_settings, tls);
+    w->provider =
+        std::make_unique<provider::HttpProvider>(w->ioc.get_executor(), provider_settings, tls);
     w->flow = std::make_unique<app::PaymentFlow>(
         writer, ledger, *w->provider,
         app::RetryPolicy{.initial = cfg.provider_retry_initial, .max = cfg.provider_retry_max},

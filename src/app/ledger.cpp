@@ -126,8 +126,7 @@ Outcome<PaymentCreated> Ledger::create_payment(store::Store& s, const NewPayment
 }
 
 Outcome<Payment> Ledger::record_provider_verdict(store::Store& s, MovementId id,
-                                                 ProviderVerdict verdict,
-                                                 const std::string& detail,
+                                                 ProviderVerdict verdict, const std::string& detail,
                                                  const ResponseRenderer& render, TimeMs now,
                                                  Touched& touched) {
   auto current = s.find_payment(id);

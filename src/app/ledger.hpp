@@ -27,10 +27,10 @@ using core::TimeMs;
 enum class Failure {
   account_not_found,
   payment_not_found,
-  overflow,                 // arithmetic would leave int64
-  idempotency_key_reused,   // same key, different request body
-  idempotency_key_in_use,   // same key, first request still in flight
-  callback_too_late,        // after the settle deadline: recorded, nothing changed
+  overflow,                // arithmetic would leave int64
+  idempotency_key_reused,  // same key, different request body
+  idempotency_key_in_use,  // same key, first request still in flight
+  callback_too_late,       // after the settle deadline: recorded, nothing changed
 };
 
 template <class T>

@@ -1,10 +1,10 @@
 #include "app/payments.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <random>
@@ -38,8 +38,7 @@ std::chrono::milliseconds jittered(std::chrono::milliseconds d) {
 }  // namespace
 
 PaymentFlow::PaymentFlow(Writer& writer, Ledger& ledger, provider::Provider& provider,
-                         RetryPolicy retry, CreateRenderer render,
-                         asio::any_io_executor executor)
+                         RetryPolicy retry, CreateRenderer render, asio::any_io_executor executor)
     : writer_(writer),
       ledger_(ledger),
       provider_(provider),
@@ -60,15 +59,14 @@ provider::MoneyMovementRequest PaymentFlow::request_for(const Payment& p) const 
 asio::awaitable<void> PaymentFlow::record_verdict(MovementId id, const ProviderReply& reply,
                                                   Payment& payment) {
   const ProviderVerdict verdict = verdict_of(reply);
-  const std::string detail = verdict == ProviderVerdict::rejected
-                                 ? "HTTP " + std::to_string(reply.http_status) + ": " +
-                                       reply.body_excerpt
-                                 : std::string();
-  auto record = [this, id, verdict, detail, reply](store::Store& s, TimeMs now,
-                                                   Touched& touched) {
+  const std::string detail =
+      verdict == ProviderVerdict::rejected
+          ? "HTTP " + std::to_string(reply.http_status) + ": " + reply.body_excerpt
+          : std::string();
+  auto record = [this, id, verdict, detail, reply](store::Store& s, TimeMs now, Touched& touched) {
     return ledger_.record_provider_verdict(
-        s, id, verdict, detail, [this, &reply](const Payment& p) { return render_(p, reply); },
-        now, touched);
+        s, id, verdict, detail, [this, &reply](const Payment& p) { return render_(p, reply); }, now,
+        touched);
   };
   auto recorded =
       co_await writer_.run<Outcome<Payment>>(std::move(record), Writer::Admission::always);
@@ -94,8 +92,10 @@ asio::awaitable<PaymentResult> PaymentFlow::create(const NewPayment& request) {
     // The verdict could not be stored; the payment is still `submitting`. Answer as for an
     // unknown outcome (202) and let the re-send loop settle it.
     spdlog::error("recording the provider's answer for {} failed: {}", id, e.what());
-    reply = ProviderReply{
-        .kind = ProviderReply::Kind::unknown, .http_status = 0, .body_excerpt = {}, .error = e.what()};
+    reply = ProviderReply{.kind = ProviderReply::Kind::unknown,
+                          .http_status = 0,
+                          .body_excerpt = {},
+                          .error = e.what()};
   }
   if (reply.kind == ProviderReply::Kind::unknown) {
     spdlog::warn("provider outcome unknown for {} (status {}, {}); re-sending in background", id,
@@ -121,8 +121,8 @@ asio::awaitable<void> PaymentFlow::resend_loop(MovementId id) {
       auto prepare = [this, id](store::Store& s, TimeMs now, Touched&) {
         return ledger_.prepare_resend(s, id, now);
       };
-      const auto payment =
-          co_await writer_.run<std::optional<Payment>>(std::move(prepare), Writer::Admission::always);
+      const auto payment = co_await writer_.run<std::optional<Payment>>(std::move(prepare),
+                                                                        Writer::Admission::always);
       if (!payment) break;  // answered meanwhile, or a callback proved the provider has it
       const auto movement = request_for(*payment);
       const ProviderReply reply = co_await provider_.send(movement);

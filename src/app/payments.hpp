@@ -25,8 +25,8 @@ struct RetryPolicy {
 };
 
 struct PaymentResult {
-  Outcome<PaymentCreated> created;           // a Failure, or the recorded payment
-  provider::ProviderReply provider;          // meaningless when created is a Failure or a replay
+  Outcome<PaymentCreated> created;   // a Failure, or the recorded payment
+  provider::ProviderReply provider;  // meaningless when created is a Failure or a replay
 };
 
 // Renders the HTTP answer for the payment's idempotency record, once the provider's verdict is
@@ -39,7 +39,7 @@ class PaymentFlow {
   PaymentFlow(Writer& writer, Ledger& ledger, provider::Provider& provider, RetryPolicy retry,
               CreateRenderer render, boost::asio::any_io_executor executor);
 
-    // `request` by reference: no temporary with strings inside a co_await, see Writer::run.
+  // `request` by reference: no temporary with strings inside a co_await, see Writer::run.
   boost::asio::awaitable<PaymentResult> create(const NewPayment& request);
 
   // Starts the background re-send loop of a payment whose outcome is unknown.

@@ -5,9 +5,13 @@ namespace ps::app {
 Readers::Readers(const std::string& database_url, std::size_t threads)
     : url_(database_url), pool_(threads) {}
 
-Readers::~Readers() { stop(); }
+Readers::~Readers() {
+  stop();
+}
 
-void Readers::stop() { pool_.join(); }
+void Readers::stop() {
+  pool_.join();
+}
 
 Readers::Lease::Lease(Readers& r) : readers(r) {
   {

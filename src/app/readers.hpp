@@ -46,7 +46,8 @@ class Readers {
               error = std::current_exception();
             }
             auto ex = boost::asio::get_associated_executor(*h);
-            boost::asio::post(ex, [h, error, result]() mutable { (*h)(error, std::move(*result)); });
+            boost::asio::post(ex,
+                              [h, error, result]() mutable { (*h)(error, std::move(*result)); });
           });
         },
         boost::asio::use_awaitable);

@@ -13,7 +13,9 @@ Writer::Writer(std::unique_ptr<store::Store> store, const core::Clock& clock, Ac
   assert(options_.queue_capacity > 0 && options_.batch_max > 0);
 }
 
-Writer::~Writer() { stop(); }
+Writer::~Writer() {
+  stop();
+}
 
 void Writer::run_now(const Work& work) {
   assert(!thread_.joinable());

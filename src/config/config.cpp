@@ -6,8 +6,8 @@
 #include <iostream>
 #include <thread>
 
-#include "provider/http_provider.hpp"
 #include "http/allow_list.hpp"
+#include "provider/http_provider.hpp"
 
 namespace ps::config {
 

@@ -20,7 +20,9 @@ bool counts_in_balance(std::string_view payment_status) {
   return payment_status != status::kRejected;
 }
 
-bool counts_in_settled(std::string_view payment_status) { return payment_status == status::kPosted; }
+bool counts_in_settled(std::string_view payment_status) {
+  return payment_status == status::kPosted;
+}
 
 bool is_valid_status_token(std::string_view token) {
   if (token.empty() || token.size() > kMaxStatusTokenChars) return false;
@@ -39,8 +41,8 @@ Contribution contribution_of(const Payment& p) {
 
 namespace {
 
-std::optional<Account> move_account(const Account& account, Contribution before,
-                                    Contribution after, TimeMs now) {
+std::optional<Account> move_account(const Account& account, Contribution before, Contribution after,
+                                    TimeMs now) {
   const auto balance_delta = checked_sub(after.balance, before.balance);
   const auto settled_delta = checked_sub(after.settled, before.settled);
   if (!balance_delta || !settled_delta) return std::nullopt;

@@ -21,10 +21,11 @@ inline constexpr std::size_t kMaxStatusTokenChars = 32;
 
 // Payment statuses we assign ourselves. A callback may store any other `[a-z_]{1,32}` token.
 namespace status {
-inline constexpr std::string_view kSubmitting = "submitting";  // outcome of the provider call unknown
-inline constexpr std::string_view kPending = "pending";        // provider accepted, not settled
-inline constexpr std::string_view kPosted = "posted";          // settled
-inline constexpr std::string_view kRejected = "rejected";      // provider refused: leaves the balance
+inline constexpr std::string_view kSubmitting =
+    "submitting";                                          // outcome of the provider call unknown
+inline constexpr std::string_view kPending = "pending";    // provider accepted, not settled
+inline constexpr std::string_view kPosted = "posted";      // settled
+inline constexpr std::string_view kRejected = "rejected";  // provider refused: leaves the balance
 }  // namespace status
 
 enum class AccountStatus { current, delinquent };

@@ -35,10 +35,9 @@ AllowList AllowList::parse(const std::string& spec) {
 bool AllowList::allows(const ip::address& a) const {
   if (networks_.empty()) return true;
   // An IPv4 client on a dual-stack socket appears as ::ffff:a.b.c.d.
-  const ip::address addr =
-      a.is_v6() && a.to_v6().is_v4_mapped()
-          ? ip::address(ip::make_address_v4(ip::v4_mapped, a.to_v6()))
-          : a;
+  const ip::address addr = a.is_v6() && a.to_v6().is_v4_mapped()
+                               ? ip::address(ip::make_address_v4(ip::v4_mapped, a.to_v6()))
+                               : a;
   for (const auto& n : networks_) {
     if (const auto* v4 = std::get_if<ip::network_v4>(&n); v4 && addr.is_v4()) {
       const ip::network_v4 host(addr.to_v4(), 32);

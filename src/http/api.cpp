@@ -1,9 +1,9 @@
 #include "http/api.hpp"
 
+#include <openssl/evp.h>
 #include <boost/beast/http/field.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
-#include <openssl/evp.h>
 
 #include <chrono>
 #include <sstream>
@@ -119,8 +119,8 @@ std::vector<std::string_view> segments(std::string_view path) {
 }  // namespace
 
 Response problem_response(const Problem& p, unsigned version, bool keep_alive) {
-  auto res = make_response(p.status, version, keep_alive, json::serialize(p.to_json()),
-                           kProblemJson);
+  auto res =
+      make_response(p.status, version, keep_alive, json::serialize(p.to_json()), kProblemJson);
   return res;
 }
 
@@ -146,18 +146,18 @@ asio::awaitable<Response> Api::handle(const Request& req, const asio::ip::addres
     res = co_await route(req, peer, route_id);
   } catch (const app::Overloaded&) {
     ctx_.metrics.overloaded.fetch_add(1, std::memory_order_relaxed);
-    res = problem(req, simple_problem(status::service_unavailable, "overloaded",
-                                      "The service is overloaded",
-                                      "the write queue is full; retry shortly"));
+    res = problem(
+        req, simple_problem(status::service_unavailable, "overloaded", "The service is overloaded",
+                            "the write queue is full; retry shortly"));
     res.set(bhttp::field::retry_after, "1");
   } catch (const store::StoreError& e) {
-    res = problem(req, simple_problem(status::service_unavailable, "unavailable",
-                                      "The store is unavailable",
-                                      "nothing was changed; retry later"));
+    res = problem(
+        req, simple_problem(status::service_unavailable, "unavailable", "The store is unavailable",
+                            "nothing was changed; retry later"));
     res.set(bhttp::field::retry_after, "1");
   } catch (const std::exception& e) {
-    res = problem(req, simple_problem(status::internal_server_error, "internal",
-                                      "Internal error", "the request failed unexpectedly"));
+    res = problem(req, simple_problem(status::internal_server_error, "internal", "Internal error",
+                                      "the request failed unexpectedly"));
   }
   const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
       std::chrono::steady_clock::now() - started);
@@ -177,11 +177,10 @@ asio::awaitable<Response> Api::route(const Request& req, const asio::ip::address
   const auto method = req.method();
 
   auto not_allowed = [&req](std::string_view allow) {
-    auto res = problem(req, simple_problem(status::method_not_allowed, "method-not-allowed",
-                                           "Method not allowed",
-                                           std::string(req.method_string()) +
-                                               " is not allowed here; allowed: " +
-                                               std::string(allow)));
+    auto res = problem(
+        req, simple_problem(status::method_not_allowed, "method-not-allowed", "Method not allowed",
+                            std::string(req.method_string()) +
+                                " is not allowed here; allowed: " + std::string(allow)));
     res.set(bhttp::field::allow, allow);
     return res;
   };
@@ -258,8 +257,9 @@ asio::awaitable<Response> Api::create_payment(const Request& req) {
     bool printable = true;
     for (const char c : value) printable = printable && c >= 0x20 && c <= 0x7e;
     if (value.empty() || value.size() > kMaxIdempotencyKeyChars || !printable) {
-      co_return problem(req, validation_problem({{"Idempotency-Key",
-                                                  "must be 1 to 255 printable ASCII characters"}}));
+      co_return problem(
+          req,
+          validation_problem({{"Idempotency-Key", "must be 1 to 255 printable ASCII characters"}}));
     }
     key = std::string(value);
   }
@@ -271,8 +271,7 @@ asio::awaitable<Response> Api::create_payment(const Request& req) {
 
   // The fingerprint covers the fields that define the payment, in a fixed order.
   const std::string fingerprint =
-      key ? sha256_hex(json::serialize(json::array{r.account_id, r.amount_cents,
-                                                   r.merchant_name}))
+      key ? sha256_hex(json::serialize(json::array{r.account_id, r.amount_cents, r.merchant_name}))
           : std::string();
   const app::NewPayment request{
       .account_id = r.account_id,
@@ -347,14 +346,15 @@ asio::awaitable<Response> Api::list_payments(const Request& req, boost::urls::pa
   if (static_cast<int>(page.size()) == filter.limit && !page.empty()) {
     next = std::to_string(page.back().money_movement_id);
   }
-  co_return json_response(req, status::ok, json::object{{"data", std::move(data)}, {"next_cursor", next}});
+  co_return json_response(req, status::ok,
+                          json::object{{"data", std::move(data)}, {"next_cursor", next}});
 }
 
 asio::awaitable<Response> Api::get_payment(const Request& req, std::string_view id_text) {
   const auto id = parse_id(id_text);
   if (!id) {
-    co_return problem(req, validation_problem({{"money_movement_id",
-                                                "must be a positive integer below 2^53"}}));
+    co_return problem(
+        req, validation_problem({{"money_movement_id", "must be a positive integer below 2^53"}}));
   }
   using Found = std::optional<std::pair<core::Payment, std::vector<store::CallbackRecord>>>;
   auto query = [id = *id](store::Store& s) -> Found {
@@ -436,9 +436,9 @@ asio::awaitable<Response> Api::recalculate(const Request& req, boost::urls::para
 
 asio::awaitable<Response> Api::callback(const Request& req, const asio::ip::address& peer) {
   if (!ctx_.callback_allow_list.allows(peer)) {
-    co_return problem(req, simple_problem(status::forbidden, "forbidden",
-                                          "Callback source not allowed",
-                                          peer.to_string() + " is not in CALLBACK_ALLOW_FROM"));
+    co_return problem(req,
+                      simple_problem(status::forbidden, "forbidden", "Callback source not allowed",
+                                     peer.to_string() + " is not in CALLBACK_ALLOW_FROM"));
   }
   auto body = parse_object(req.body());
   if (auto* p = std::get_if<Problem>(&body)) co_return problem(req, *p);
@@ -469,8 +469,8 @@ asio::awaitable<Response> Api::ready(const Request& req) {
     };
     co_await ctx_.readers.run<bool>(std::move(ping));
   } catch (const std::exception& e) {
-    co_return problem(req, simple_problem(status::service_unavailable, "unavailable",
-                                          "Not ready", std::string("store: ") + e.what()));
+    co_return problem(req, simple_problem(status::service_unavailable, "unavailable", "Not ready",
+                                          std::string("store: ") + e.what()));
   }
   co_return json_response(req, status::ok, json::object{{"status", "ready"}});
 }

@@ -47,21 +47,20 @@ class Api {
   Api(ApiContext& context, app::PaymentFlow& flow) : ctx_(context), flow_(flow) {}
 
   // Coroutine parameters are references (see PaymentFlow::create); the caller keeps them alive.
-  boost::asio::awaitable<Response> handle(const Request& req,
-                                          const boost::asio::ip::address& peer);
+  boost::asio::awaitable<Response> handle(const Request& req, const boost::asio::ip::address& peer);
 
  private:
   boost::asio::awaitable<Response> route(const Request& req, const boost::asio::ip::address& peer,
                                          Route& route);
 
   boost::asio::awaitable<Response> create_payment(const Request& req);
-  boost::asio::awaitable<Response> list_payments(const Request& req, boost::urls::params_view query);
+  boost::asio::awaitable<Response> list_payments(const Request& req,
+                                                 boost::urls::params_view query);
   boost::asio::awaitable<Response> get_payment(const Request& req, std::string_view id);
   Response list_accounts(const Request& req);
   boost::asio::awaitable<Response> open_account(const Request& req);
   Response get_account(const Request& req, std::string_view id);
-  boost::asio::awaitable<Response> recalculate(const Request& req,
-                                               boost::urls::params_view query);
+  boost::asio::awaitable<Response> recalculate(const Request& req, boost::urls::params_view query);
   boost::asio::awaitable<Response> callback(const Request& req,
                                             const boost::asio::ip::address& peer);
   boost::asio::awaitable<Response> ready(const Request& req);

@@ -128,8 +128,9 @@ std::variant<PaymentRequest, Problem> parse_payment_request(const json::object& 
   } else if (const auto amount = as_int64(*v); !amount) {
     errors.push_back({"amount_cents", "must be an integer number of cents"});
   } else if (!core::is_valid_payment_amount(*amount)) {
-    errors.push_back({"amount_cents", "must be non-zero with an absolute value of at most "
-                                      "1000000000000 cents"});
+    errors.push_back({"amount_cents",
+                      "must be non-zero with an absolute value of at most "
+                      "1000000000000 cents"});
   } else {
     r.amount_cents = *amount;
   }
@@ -167,8 +168,9 @@ std::variant<CallbackRequest, Problem> parse_callback(const json::object& o) {
       id = n;
     }
     if (!id) {
-      errors.push_back({"money_movement_id", "must be a positive integer below 2^53, as a "
-                                             "number or a string of digits"});
+      errors.push_back({"money_movement_id",
+                        "must be a positive integer below 2^53, as a "
+                        "number or a string of digits"});
     } else {
       r.money_movement_id = *id;
     }
@@ -178,8 +180,9 @@ std::variant<CallbackRequest, Problem> parse_callback(const json::object& o) {
     errors.push_back({"amount_cents", "is required"});
   } else if (const auto amount = as_int64(*v);
              !amount || !core::is_valid_callback_amount(*amount)) {
-    errors.push_back({"amount_cents", "must be an integer with an absolute value of at most "
-                                      "1000000000000 cents"});
+    errors.push_back({"amount_cents",
+                      "must be an integer with an absolute value of at most "
+                      "1000000000000 cents"});
   } else {
     r.input.amount_cents = *amount;
   }

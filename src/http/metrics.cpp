@@ -11,19 +11,32 @@ void Metrics::count(Route r, unsigned status, std::uint64_t latency_us) {
 
 const char* route_name(Route r) {
   switch (r) {
-    case Route::payments_create: return "payments_create";
-    case Route::payments_list: return "payments_list";
-    case Route::payment_get: return "payment_get";
-    case Route::accounts_list: return "accounts_list";
-    case Route::accounts_create: return "accounts_create";
-    case Route::account_get: return "account_get";
-    case Route::recalculate: return "recalculate";
-    case Route::callback: return "callback";
-    case Route::health: return "health";
-    case Route::schema: return "schema";
-    case Route::metrics: return "metrics";
-    case Route::other: return "other";
-    case Route::count_: break;
+    case Route::payments_create:
+      return "payments_create";
+    case Route::payments_list:
+      return "payments_list";
+    case Route::payment_get:
+      return "payment_get";
+    case Route::accounts_list:
+      return "accounts_list";
+    case Route::accounts_create:
+      return "accounts_create";
+    case Route::account_get:
+      return "account_get";
+    case Route::recalculate:
+      return "recalculate";
+    case Route::callback:
+      return "callback";
+    case Route::health:
+      return "health";
+    case Route::schema:
+      return "schema";
+    case Route::metrics:
+      return "metrics";
+    case Route::other:
+      return "other";
+    case Route::count_:
+      break;
   }
   return "unknown";
 }

@@ -91,7 +91,8 @@ int main(int argc, char** argv) {
         << "namespace ps::http {\n"
         << "std::string_view openapi_yaml() {\n  static const std::string doc = ";
     emit_literal(out, yaml);
-    out << ";\n  return doc;\n}\nstd::string_view openapi_json() {\n  static const std::string doc = ";
+    out << ";\n  return doc;\n}\nstd::string_view openapi_json() {\n  static const std::string doc "
+           "= ";
     emit_literal(out, json::serialize(doc));
     out << ";\n  return doc;\n}\n}  // namespace ps::http\n";
     return out ? 0 : 1;

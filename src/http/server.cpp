@@ -1,12 +1,12 @@
 #include "http/server.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <spdlog/spdlog.h>
 
 #include <chrono>
 
@@ -67,10 +67,9 @@ asio::awaitable<void> session(beast::tcp_stream stream, Api& api, ServerState& s
       break;
     }
     if (hec == bhttp::error::body_limit) {
-      refusal = plain_problem(bhttp::status::payload_too_large, "payload-too-large",
-                              "Request body too large",
-                              "bodies are limited to " + std::to_string(kBodyLimitBytes) +
-                                  " bytes");
+      refusal = plain_problem(
+          bhttp::status::payload_too_large, "payload-too-large", "Request body too large",
+          "bodies are limited to " + std::to_string(kBodyLimitBytes) + " bytes");
     } else if (hec) {
       refusal = plain_problem(bhttp::status::bad_request, "bad-request", "Malformed HTTP request",
                               hec.message());
@@ -108,7 +107,9 @@ Listener::Listener(asio::io_context& ioc, const tcp::endpoint& endpoint, Api& ap
   acceptor_.listen(asio::socket_base::max_listen_connections);
 }
 
-unsigned short Listener::port() const { return acceptor_.local_endpoint().port(); }
+unsigned short Listener::port() const {
+  return acceptor_.local_endpoint().port();
+}
 
 void Listener::start() {
   asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached);

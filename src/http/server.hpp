@@ -12,7 +12,7 @@
 namespace ps::http {
 
 struct ServerState {
-  std::atomic<bool> draining{false};      // answer with Connection: close, accept nothing new
+  std::atomic<bool> draining{false};  // answer with Connection: close, accept nothing new
   std::atomic<int> requests_in_flight{0};
 };
 

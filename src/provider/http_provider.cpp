@@ -111,7 +111,7 @@ asio::awaitable<std::unique_ptr<HttpProvider::Connection>> HttpProvider::connect
 }
 
 asio::awaitable<HttpProvider::Exchange> HttpProvider::exchange(Connection& c,
-                                                              const std::string& body) {
+                                                               const std::string& body) {
   http::request<http::string_body> req{http::verb::post, endpoint_.target, 11};
   req.set(http::field::host, endpoint_.host);
   req.set(http::field::authorization, authorization_);
@@ -124,7 +124,8 @@ asio::awaitable<HttpProvider::Exchange> HttpProvider::exchange(Connection& c,
 
   c.tcp().expires_after(settings_.total_timeout);
   ProviderReply reply;
-  auto [wec, written] = co_await c.visit([&](auto& s) { return http::async_write(s, req, kTuple); });
+  auto [wec, written] =
+      co_await c.visit([&](auto& s) { return http::async_write(s, req, kTuple); });
   if (wec) {
     reply.error = "send: " + wec.message();
     co_return Exchange{.reply = std::move(reply), .reusable = false};
@@ -174,8 +175,11 @@ asio::awaitable<ProviderReply> HttpProvider::send(const MoneyMovementRequest& r)
     } else {
       std::string error;
       c = co_await connect(error);
-      if (!c) co_return ProviderReply{
-            .kind = ProviderReply::Kind::unknown, .http_status = 0, .body_excerpt = {}, .error = error};
+      if (!c)
+        co_return ProviderReply{.kind = ProviderReply::Kind::unknown,
+                                .http_status = 0,
+                                .body_excerpt = {},
+                                .error = error};
     }
     auto [reply, reusable] = co_await exchange(*c, body);
     if (reply.http_status == 0 && reused) continue;
@@ -185,8 +189,10 @@ asio::awaitable<ProviderReply> HttpProvider::send(const MoneyMovementRequest& r)
     }
     co_return reply;
   }
-  co_return ProviderReply{
-      .kind = ProviderReply::Kind::unknown, .http_status = 0, .body_excerpt = {}, .error = "connection lost"};
+  co_return ProviderReply{.kind = ProviderReply::Kind::unknown,
+                          .http_status = 0,
+                          .body_excerpt = {},
+                          .error = "connection lost"};
 }
 
 }  // namespace ps::provider

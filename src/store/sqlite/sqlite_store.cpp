@@ -145,9 +145,7 @@ class SqliteStore final : public Store {
 
   AccountId max_account_id() override { return scalar(*max_account_id_); }
 
-  void insert_account(const core::Account& a) override {
-    bind_account(*insert_account_, a).run();
-  }
+  void insert_account(const core::Account& a) override { bind_account(*insert_account_, a).run(); }
 
   void update_account(const core::Account& a) override {
     bind_account(*update_account_, a).run();
@@ -237,8 +235,7 @@ class SqliteStore final : public Store {
         .run();
   }
 
-  void complete_idempotency(const std::string& key, int status,
-                            const std::string& body) override {
+  void complete_idempotency(const std::string& key, int status, const std::string& body) override {
     complete_idempotency_->bind(1, std::int64_t{status}).bind(2, body).bind(3, key).run();
   }
 
@@ -302,14 +299,15 @@ class SqliteStore final : public Store {
     update_account_ = make(
         "UPDATE accounts SET created_at = ?2, status = ?3, balance = ?4, settled_balance = ?5, "
         "negative_since = ?6 WHERE account_id = ?1");
-    find_payment_ = make(sql("SELECT ", kPaymentColumns, " FROM payments WHERE money_movement_id = ?1"));
+    find_payment_ =
+        make(sql("SELECT ", kPaymentColumns, " FROM payments WHERE money_movement_id = ?1"));
     list_payments_ = make(sql("SELECT ", kPaymentColumns,
                               " FROM payments WHERE (?1 IS NULL OR account_id = ?1) "
                               "AND (?2 IS NULL OR status = ?2) "
                               "AND (?3 IS NULL OR money_movement_id < ?3) "
                               "ORDER BY money_movement_id DESC LIMIT ?4"));
-    payments_with_status_ = make(sql("SELECT ", kPaymentColumns,
-                                     " FROM payments WHERE status = ?1 ORDER BY money_movement_id"));
+    payments_with_status_ = make(sql(
+        "SELECT ", kPaymentColumns, " FROM payments WHERE status = ?1 ORDER BY money_movement_id"));
     max_movement_id_ = make("SELECT COALESCE(MAX(money_movement_id), 0) FROM payments");
     insert_payment_ = make(sql("INSERT INTO payments (", kPaymentColumns,
                                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
@@ -333,8 +331,8 @@ class SqliteStore final : public Store {
     insert_idempotency_ = make(
         "INSERT INTO idempotency_keys (key, request_hash, money_movement_id, created_at) "
         "VALUES (?1, ?2, ?3, ?4)");
-    complete_idempotency_ = make(
-        "UPDATE idempotency_keys SET response_status = ?1, response_body = ?2 WHERE key = ?3");
+    complete_idempotency_ =
+        make("UPDATE idempotency_keys SET response_status = ?1, response_body = ?2 WHERE key = ?3");
     ping_ = make("SELECT COUNT(*) FROM schema_migrations");
   }
 
@@ -386,10 +384,11 @@ class SqliteStore final : public Store {
   }
 
   Connection conn_;
-  std::unique_ptr<Statement> begin_, commit_, rollback_, find_account_, list_accounts_, max_account_id_, insert_account_,
-      update_account_, find_payment_, list_payments_, payments_with_status_, max_movement_id_,
-      insert_payment_, update_payment_, insert_event_, callback_history_, find_idempotency_, find_idempotency_for_payment_,
-      insert_idempotency_, complete_idempotency_, ping_;
+  std::unique_ptr<Statement> begin_, commit_, rollback_, find_account_, list_accounts_,
+      max_account_id_, insert_account_, update_account_, find_payment_, list_payments_,
+      payments_with_status_, max_movement_id_, insert_payment_, update_payment_, insert_event_,
+      callback_history_, find_idempotency_, find_idempotency_for_payment_, insert_idempotency_,
+      complete_idempotency_, ping_;
 };
 
 }  // namespace
