@@ -89,7 +89,8 @@ std::variant<Config, Exit> parse(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return Exit{app.exit(e)};
+    // --help prints and exits 0; every invalid setting exits 2, CLI11's message names it.
+    return Exit{app.exit(e) == 0 ? 0 : 2};
   }
 
   auto invalid = [](const std::string& message) {

@@ -24,7 +24,7 @@ namespace ps::http {
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
 
-inline constexpr std::size_t kBodyLimitBytes = 64 * 1024;
+inline constexpr std::size_t kBodyLimitBytes = std::size_t{64} * 1024;
 
 // Shared by every I/O thread.
 struct ApiContext {

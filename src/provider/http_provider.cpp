@@ -25,7 +25,7 @@ using tcp = asio::ip::tcp;
 namespace {
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kExcerptBytes = 512;
-constexpr std::uint64_t kResponseBodyLimit = 64 * 1024;
+constexpr std::uint64_t kResponseBodyLimit = std::uint64_t{64} * 1024;
 }  // namespace
 
 ProviderEndpoint parse_provider_url(const std::string& url) {
