@@ -291,6 +291,23 @@ std::vector<std::string> ServiceTest::service_args() const {
 }
 
 void ServiceTest::start_service() {
+  // free_port() cannot reserve the port: another process (ctest -j runs tests side by side) may
+  // take it before the service binds. Retry on a fresh port when that is why start-up failed.
+  constexpr int kAttempts = 5;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      start_service_once();
+      return;
+    } catch (const std::runtime_error& error) {
+      if (attempt == kAttempts ||
+          std::string_view(error.what()).find("Address already in use") == std::string_view::npos) {
+        throw;
+      }
+    }
+  }
+}
+
+void ServiceTest::start_service_once() {
   client_.reset();
   service_.reset();
   port_ = test_support::free_port();
@@ -304,6 +321,9 @@ void ServiceTest::start_service() {
   options.unset_env = {"PORT",
                        "BIND",
                        "DATABASE_URL",
+                       "DATABASE_DURABLE",
+                       "WRITE_QUEUE_CAPACITY",
+                       "WRITE_BATCH_MAX",
                        "PROVIDER_URL",
                        "PROVIDER_USERNAME",
                        "PROVIDER_PASSWORD",

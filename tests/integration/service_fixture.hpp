@@ -134,6 +134,7 @@ class ServiceTest : public ::testing::Test {
 
  private:
   std::vector<std::string> service_args() const;
+  void start_service_once();
 
   test_support::TempDir dir_;
   std::unique_ptr<FakeProvider> provider_;
