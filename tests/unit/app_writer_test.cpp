@@ -1,0 +1,396 @@
+// app::Writer: group commit, batch isolation, bounded queue, publishing to the AccountsView only
+// after commit, and the coroutine front door `run`. Synchronisation is by promises and by
+// stop() draining the queue, never by sleeping.
+
+#include "app/writer.hpp"
+
+#include <gtest/gtest.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "app/accounts_view.hpp"
+#include "app/ledger.hpp"
+#include "core/clock.hpp"
+#include "store/store.hpp"
+#include "unit_support.hpp"
+
+namespace ps::app {
+namespace {
+
+constexpr TimeMs kT0 = 1'790'000'000'000;
+
+// The result of each job, as its completion reported it.
+class Results {
+ public:
+  Writer::Completion slot(std::size_t i) {
+    {
+      const std::lock_guard lock(mutex_);
+      if (errors_.size() <= i) errors_.resize(i + 1, "pending");
+    }
+    return [this, i](std::exception_ptr e) {
+      std::string what = "ok";
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          what = std::string("error: ") + ex.what();
+        }
+      }
+      const std::lock_guard lock(mutex_);
+      errors_[i] = what;
+    };
+  }
+  std::string at(std::size_t i) {
+    const std::lock_guard lock(mutex_);
+    return errors_.at(i);
+  }
+  std::size_t count(const std::string& what) {
+    const std::lock_guard lock(mutex_);
+    std::size_t n = 0;
+    for (const auto& e : errors_) n += e == what ? 1 : 0;
+    return n;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::string> errors_;
+};
+
+class AppWriter : public ::testing::Test {
+ protected:
+  std::unique_ptr<Writer> make_writer(WriterOptions options) {
+    auto w =
+        std::make_unique<Writer>(store::open_store("sqlite:" + path_, {}), clock_, view_, options);
+    w->run_now([this](store::Store& s, TimeMs now, Touched& t) { ledger_.bootstrap(s, now, t); });
+    // The start-up work counts in the stats too; tests look at what came after it.
+    base_batches_ = batches(*w);
+    base_jobs_ = jobs(*w);
+    base_failed_ = failed_batches(*w);
+    return w;
+  }
+
+  // A job that creates a payment of `amount` on account 1.
+  Writer::Work create_payment(Cents amount) {
+    return [this, amount](store::Store& s, TimeMs now, Touched& t) {
+      const auto r = ledger_.create_payment(s,
+                                            NewPayment{.account_id = 1,
+                                                       .amount_cents = amount,
+                                                       .merchant_name = "m",
+                                                       .idempotency_key = std::nullopt,
+                                                       .request_hash = "h"},
+                                            now, t);
+      if (!std::holds_alternative<PaymentCreated>(r)) throw std::runtime_error("create failed");
+    };
+  }
+
+  std::uint64_t batches(const Writer& w) const { return w.stats().batches.load() - base_batches_; }
+  std::uint64_t jobs(const Writer& w) const { return w.stats().jobs.load() - base_jobs_; }
+  std::uint64_t failed_batches(const Writer& w) const {
+    return w.stats().failed_batches.load() - base_failed_;
+  }
+
+  std::int64_t scalar(const std::string& sql) { return unit::SqlReader(path_).scalar(sql); }
+
+  void expect_invariants() {
+    for (const auto& v : unit::ledger_invariant_violations(path_)) {
+      ADD_FAILURE() << "ledger invariant violated: " << v;
+    }
+  }
+
+  unit::TempDir dir_;
+  std::string path_ = dir_.file("writer.db");
+  core::ManualClock clock_{kT0};
+  AccountsView view_;
+  Ledger ledger_{LedgerSettings{}, 0};
+  std::uint64_t base_batches_ = 0;
+  std::uint64_t base_jobs_ = 0;
+  std::uint64_t base_failed_ = 0;
+};
+
+TEST_F(AppWriter, RunNowBootstrapsAndPublishes) {
+  auto w = make_writer({});
+  const auto snap = view_.snapshot();
+  EXPECT_EQ(snap->version, 1u);
+  ASSERT_TRUE(view_.find(1).has_value());
+  EXPECT_EQ(view_.find(1)->created_at, kT0);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM accounts"), 1);
+  EXPECT_THROW(w->run_now([](store::Store&, TimeMs, Touched&) { throw std::logic_error("no"); }),
+               std::logic_error);
+}
+
+TEST_F(AppWriter, JobsQueuedWhileStoppedCommitInOneBatch) {
+  auto w = make_writer({});
+  Results results;
+  constexpr std::size_t kJobs = 200;
+  for (std::size_t i = 0; i < kJobs; ++i) {
+    ASSERT_TRUE(w->try_enqueue(create_payment(10), results.slot(i)));
+  }
+  EXPECT_EQ(w->stats().queue_depth.load(), kJobs);
+  EXPECT_EQ(results.count("pending"), kJobs);  // nothing runs before start()
+  w->start();
+  w->stop();  // drains the queue
+  EXPECT_EQ(results.count("ok"), kJobs);
+  EXPECT_EQ(jobs(*w), kJobs);
+  EXPECT_LT(batches(*w), kJobs);
+  EXPECT_EQ(batches(*w), 1u);
+  EXPECT_EQ(failed_batches(*w), 0u);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM payments"), static_cast<std::int64_t>(kJobs));
+  EXPECT_EQ(scalar("SELECT balance FROM accounts WHERE account_id = 1"), 2000);
+  EXPECT_EQ(view_.find(1)->balance, 2000);
+  expect_invariants();
+}
+
+TEST_F(AppWriter, BatchMaxBoundsTheBatch) {
+  auto w = make_writer(WriterOptions{.queue_capacity = 1000, .batch_max = 16});
+  Results results;
+  for (std::size_t i = 0; i < 200; ++i)
+    ASSERT_TRUE(w->try_enqueue(create_payment(1), results.slot(i)));
+  w->start();
+  w->stop();
+  EXPECT_EQ(results.count("ok"), 200u);
+  EXPECT_EQ(batches(*w), 13u);  // ceil(200 / 16)
+  EXPECT_EQ(jobs(*w), 200u);
+}
+
+TEST_F(AppWriter, JobsQueuedWhileTheWriterIsBusyShareOneCommit) {
+  auto w = make_writer({});
+  w->start();
+  std::promise<void> started;
+  std::promise<void> release;
+  auto release_future = release.get_future().share();
+  Results results;
+  ASSERT_TRUE(w->try_enqueue(
+      [&started, release_future](store::Store&, TimeMs, Touched&) {
+        started.set_value();
+        release_future.wait();  // holds the writer busy inside its first batch
+      },
+      results.slot(0)));
+  started.get_future().wait();
+  constexpr std::size_t kJobs = 100;
+  for (std::size_t i = 1; i <= kJobs; ++i) {
+    ASSERT_TRUE(w->try_enqueue(create_payment(5), results.slot(i)));
+  }
+  release.set_value();
+  w->stop();
+  EXPECT_EQ(results.count("ok"), kJobs + 1);
+  EXPECT_EQ(batches(*w), 2u);  // the blocker alone, then all the others together
+  EXPECT_EQ(jobs(*w), kJobs + 1);
+  EXPECT_EQ(scalar("SELECT balance FROM accounts WHERE account_id = 1"), 500);
+  expect_invariants();
+}
+
+TEST_F(AppWriter, AFailingJobFailsAloneAndTheOthersInItsBatchCommit) {
+  auto w = make_writer({});
+  const auto version_before = view_.snapshot()->version;
+  Results results;
+  ASSERT_TRUE(w->try_enqueue(create_payment(10), results.slot(0)));
+  ASSERT_TRUE(w->try_enqueue(
+      [this](store::Store& s, TimeMs now, Touched& t) {
+        create_payment(20)(s, now, t);  // writes, then fails: must be rolled back
+        throw std::runtime_error("boom");
+      },
+      results.slot(1)));
+  ASSERT_TRUE(w->try_enqueue(create_payment(30), results.slot(2)));
+  w->start();
+  w->stop();
+
+  EXPECT_EQ(results.at(0), "ok");
+  EXPECT_EQ(results.at(1), "error: boom");
+  EXPECT_EQ(results.at(2), "ok");
+  EXPECT_EQ(failed_batches(*w), 1u);
+  EXPECT_EQ(batches(*w), 2u);  // the two healthy jobs, one commit each
+  EXPECT_EQ(jobs(*w), 2u);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM payments"), 2);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM payments WHERE amount_cents = 20"), 0);
+  EXPECT_EQ(scalar("SELECT balance FROM accounts WHERE account_id = 1"), 40);
+  EXPECT_EQ(view_.find(1)->balance, 40);
+  // Published once per successful commit; the failed attempts published nothing.
+  EXPECT_EQ(view_.snapshot()->version, version_before + 2);
+  expect_invariants();
+}
+
+TEST_F(AppWriter, ASingleFailingJobGetsItsError) {
+  auto w = make_writer({});
+  Results results;
+  ASSERT_TRUE(w->try_enqueue(
+      [](store::Store&, TimeMs, Touched&) { throw std::runtime_error("alone"); }, results.slot(0)));
+  w->start();
+  w->stop();
+  EXPECT_EQ(results.at(0), "error: alone");
+  EXPECT_EQ(batches(*w), 0u);
+  EXPECT_EQ(failed_batches(*w), 1u);
+}
+
+TEST_F(AppWriter, QueueCapacityRefusesBoundedWorkButNotFollowUps) {
+  auto w = make_writer(WriterOptions{.queue_capacity = 2, .batch_max = 1024});
+  Results results;
+  std::atomic<int> ran{0};
+  const auto counting = [&ran](store::Store&, TimeMs, Touched&) { ++ran; };
+  EXPECT_TRUE(w->try_enqueue(counting, results.slot(0)));
+  EXPECT_TRUE(w->try_enqueue(counting, results.slot(1)));
+  EXPECT_FALSE(w->try_enqueue(counting, results.slot(2)));  // full
+  EXPECT_FALSE(w->try_enqueue(counting, results.slot(3), Writer::Admission::bounded));
+  EXPECT_TRUE(w->try_enqueue(counting, results.slot(4), Writer::Admission::always));
+  EXPECT_EQ(w->stats().queue_depth.load(), 3u);
+  w->start();
+  w->stop();
+  EXPECT_EQ(ran.load(), 3);
+  EXPECT_EQ(results.at(0), "ok");
+  EXPECT_EQ(results.at(2), "pending");  // refused work is never run nor completed
+  EXPECT_EQ(results.at(4), "ok");
+  // After stop nothing is taken any more.
+  EXPECT_FALSE(w->try_enqueue(counting, results.slot(5), Writer::Admission::always));
+}
+
+TEST_F(AppWriter, AccountsArePublishedOnlyAfterTheCommit) {
+  auto w = make_writer({});
+  const auto version_before = view_.snapshot()->version;
+  std::uint64_t version_inside = 0;
+  Cents balance_inside = -1;
+  Results results;
+  ASSERT_TRUE(w->try_enqueue(
+      [&, job = create_payment(70)](store::Store& s, TimeMs now, Touched& t) {
+        job(s, now, t);
+        // The change is written but not committed: readers must not see it yet.
+        version_inside = view_.snapshot()->version;
+        balance_inside = view_.find(1)->balance;
+      },
+      results.slot(0)));
+  // A job that touches no account does not publish.
+  ASSERT_TRUE(w->try_enqueue([](store::Store& s, TimeMs, Touched&) { s.ping(); }, results.slot(1)));
+  w->start();
+  w->stop();
+  ASSERT_EQ(results.count("ok"), 2u);
+  EXPECT_EQ(version_inside, version_before);
+  EXPECT_EQ(balance_inside, 0);
+  EXPECT_EQ(view_.snapshot()->version, version_before + 1);
+  EXPECT_EQ(view_.find(1)->balance, 70);
+}
+
+TEST_F(AppWriter, WriterUsesTheInjectedClock) {
+  auto w = make_writer({});
+  clock_.set(kT0 + 123'456);
+  std::vector<TimeMs> seen;
+  Results results;
+  ASSERT_TRUE(w->try_enqueue([&seen](store::Store&, TimeMs now, Touched&) { seen.push_back(now); },
+                             results.slot(0)));
+  w->start();
+  w->stop();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], kT0 + 123'456);
+}
+
+Account account_with_balance(AccountId id, Cents balance) {
+  return Account{.account_id = id,
+                 .created_at = kT0,
+                 .status = core::AccountStatus::current,
+                 .balance = balance,
+                 .settled_balance = 0,
+                 .negative_since = std::nullopt};
+}
+
+TEST(AccountsView, PublishReplacesOnlyTheChangedAccounts) {
+  AccountsView view;
+  EXPECT_EQ(view.snapshot()->version, 0u);
+  view.publish({});
+  EXPECT_EQ(view.snapshot()->version, 0u);
+  view.publish({account_with_balance(1, 5), account_with_balance(2, 7)});
+  const auto old = view.snapshot();
+  view.publish({account_with_balance(2, 9)});
+  EXPECT_EQ(view.snapshot()->version, 2u);
+  EXPECT_EQ(view.find(1)->balance, 5);
+  EXPECT_EQ(view.find(2)->balance, 9);
+  EXPECT_FALSE(view.find(3).has_value());
+  // An older snapshot is immutable.
+  EXPECT_EQ(old->version, 1u);
+  EXPECT_EQ(old->accounts.at(2).balance, 7);
+}
+
+// Writer::run from a coroutine, as the HTTP handlers use it. Ops are named before co_await
+// (GCC 12 caveat in writer.hpp).
+struct RunResults {
+  Outcome<PaymentCreated> created;
+  std::string thrown;
+  bool overloaded = false;
+};
+
+boost::asio::awaitable<void> create_then_fail(Writer& w, Ledger& ledger, RunResults& out) {
+  auto create_op = [&ledger](store::Store& s, TimeMs now, Touched& t) {
+    return ledger.create_payment(s,
+                                 NewPayment{.account_id = 1,
+                                            .amount_cents = 250,
+                                            .merchant_name = "coro",
+                                            .idempotency_key = std::nullopt,
+                                            .request_hash = "h"},
+                                 now, t);
+  };
+  out.created = co_await w.run<Outcome<PaymentCreated>>(std::move(create_op));
+  auto failing_op = [](store::Store&, TimeMs, Touched&) -> int {
+    throw std::runtime_error("op failed");
+  };
+  try {
+    const int never = co_await w.run<int>(std::move(failing_op));
+    out.thrown = "no exception, got " + std::to_string(never);
+  } catch (const std::runtime_error& e) {
+    out.thrown = e.what();
+  }
+}
+
+TEST_F(AppWriter, RunFromACoroutineReturnsTheResultAndTheError) {
+  auto w = make_writer({});
+  w->start();
+  boost::asio::io_context io;
+  auto guard = boost::asio::make_work_guard(io);
+  RunResults results;
+  std::exception_ptr failure;
+  auto flow = create_then_fail(*w, ledger_, results);
+  boost::asio::co_spawn(io, std::move(flow), [&](std::exception_ptr e) {
+    failure = e;
+    guard.reset();
+  });
+  io.run();
+  w->stop();
+  ASSERT_FALSE(failure);
+  ASSERT_TRUE(std::holds_alternative<PaymentCreated>(results.created));
+  const Payment& p = std::get<PaymentCreated>(results.created).payment;
+  EXPECT_EQ(p.amount_cents, 250);
+  EXPECT_EQ(p.created_at, kT0);
+  EXPECT_EQ(results.thrown, "op failed");
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM payments"), 1);
+  EXPECT_EQ(view_.find(1)->balance, 250);
+}
+
+boost::asio::awaitable<void> run_when_full(Writer& w, RunResults& out) {
+  auto op = [](store::Store&, TimeMs, Touched&) { return 1; };
+  try {
+    co_await w.run<int>(std::move(op));
+  } catch (const Overloaded&) {
+    out.overloaded = true;
+  }
+}
+
+TEST_F(AppWriter, RunThrowsOverloadedWhenTheQueueIsFull) {
+  auto w = make_writer(WriterOptions{.queue_capacity = 1, .batch_max = 1024});
+  Results results;
+  ASSERT_TRUE(w->try_enqueue([](store::Store&, TimeMs, Touched&) {}, results.slot(0)));
+  boost::asio::io_context io;
+  RunResults out;
+  std::exception_ptr failure;
+  auto flow = run_when_full(*w, out);
+  boost::asio::co_spawn(io, std::move(flow), [&](std::exception_ptr e) { failure = e; });
+  io.run();
+  ASSERT_FALSE(failure);
+  EXPECT_TRUE(out.overloaded);
+}
+
+}  // namespace
+}  // namespace ps::app

@@ -1,0 +1,337 @@
+// http/codec: validation of every field that arrives from outside, and rendering.
+
+#include "http/codec.hpp"
+
+#include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <variant>
+
+namespace ps::http {
+namespace {
+
+namespace json = boost::json;
+
+json::object obj(std::string_view text) {
+  return json::parse(text).as_object();
+}
+
+// The fields named by a validation problem (empty when the parse succeeded).
+template <class T>
+std::vector<std::string> error_fields(const std::variant<T, Problem>& r) {
+  std::vector<std::string> out;
+  if (const auto* p = std::get_if<Problem>(&r)) {
+    EXPECT_EQ(p->status, boost::beast::http::status::bad_request);
+    EXPECT_EQ(p->slug, "validation-error");
+    for (const auto& e : p->errors) out.push_back(e.field);
+  }
+  return out;
+}
+
+using Fields = std::vector<std::string>;
+
+PaymentRequest payment_ok(std::string_view text) {
+  const auto r = parse_payment_request(obj(text));
+  if (const auto* p = std::get_if<Problem>(&r)) {
+    ADD_FAILURE() << text << " refused: " << p->detail;
+    return {};
+  }
+  return std::get<PaymentRequest>(r);
+}
+
+Fields payment_errors(std::string_view text) {
+  return error_fields(parse_payment_request(obj(text)));
+}
+
+// --- POST /payments -----------------------------------------------------------------------------
+
+TEST(HttpCodecPayment, ValidRequestAndDefaultAccount) {
+  const auto r =
+      payment_ok(R"({"account_id": 7, "amount_cents": -2500, "merchant_name": "Blue Bottle"})");
+  EXPECT_EQ(r.account_id, 7);
+  EXPECT_EQ(r.amount_cents, -2500);
+  EXPECT_EQ(r.merchant_name, "Blue Bottle");
+
+  const auto d = payment_ok(R"({"amount_cents": 1, "merchant_name": "x", "extra": [1,2]})");
+  EXPECT_EQ(d.account_id, 1);  // absent: defaults to 1; unknown fields are ignored
+}
+
+TEST(HttpCodecPayment, AmountMustBeANonZeroIntegerWithinTheLimit) {
+  EXPECT_EQ(payment_errors(R"({"merchant_name": "m"})"), Fields{"amount_cents"});
+  EXPECT_EQ(payment_errors(R"({"amount_cents": null, "merchant_name": "m"})"),
+            Fields{"amount_cents"});
+  EXPECT_EQ(payment_errors(R"({"amount_cents": 0, "merchant_name": "m"})"), Fields{"amount_cents"});
+  EXPECT_EQ(payment_errors(R"({"amount_cents": 2500.0, "merchant_name": "m"})"),
+            Fields{"amount_cents"});
+  EXPECT_EQ(payment_errors(R"({"amount_cents": 25.5, "merchant_name": "m"})"),
+            Fields{"amount_cents"});
+  EXPECT_EQ(payment_errors(R"({"amount_cents": "2500", "merchant_name": "m"})"),
+            Fields{"amount_cents"});
+  EXPECT_EQ(payment_errors(R"({"amount_cents": true, "merchant_name": "m"})"),
+            Fields{"amount_cents"});
+  EXPECT_EQ(payment_errors(R"({"amount_cents": 1000000000001, "merchant_name": "m"})"),
+            Fields{"amount_cents"});
+  EXPECT_EQ(payment_errors(R"({"amount_cents": -1000000000001, "merchant_name": "m"})"),
+            Fields{"amount_cents"});
+  EXPECT_EQ(payment_errors(R"({"amount_cents": 18446744073709551615, "merchant_name": "m"})"),
+            Fields{"amount_cents"});
+  EXPECT_EQ(payment_errors(R"({"amount_cents": 1e3, "merchant_name": "m"})"),
+            Fields{"amount_cents"});
+  EXPECT_EQ(payment_ok(R"({"amount_cents": 1000000000000, "merchant_name": "m"})").amount_cents,
+            1'000'000'000'000);
+  EXPECT_EQ(payment_ok(R"({"amount_cents": -1000000000000, "merchant_name": "m"})").amount_cents,
+            -1'000'000'000'000);
+}
+
+TEST(HttpCodecPayment, AccountIdWhenPresentMustBeAPositiveInteger) {
+  for (const char* bad : {"0", "-1", "1.0", "\"1\"", "null", "9007199254740992"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(
+        payment_errors(std::string(R"({"amount_cents": 5, "merchant_name": "m", "account_id": )") +
+                       bad + "}"),
+        Fields{"account_id"});
+  }
+}
+
+TEST(HttpCodecPayment, MerchantNameIsOneTo200Characters) {
+  EXPECT_EQ(payment_errors(R"({"amount_cents": 5})"), Fields{"merchant_name"});
+  EXPECT_EQ(payment_errors(R"({"amount_cents": 5, "merchant_name": ""})"), Fields{"merchant_name"});
+  EXPECT_EQ(payment_errors(R"({"amount_cents": 5, "merchant_name": 12})"), Fields{"merchant_name"});
+  EXPECT_EQ(payment_errors(R"({"amount_cents": 5, "merchant_name": null})"),
+            Fields{"merchant_name"});
+
+  const auto with_name = [](const std::string& name) {
+    return std::string(R"({"amount_cents": 5, "merchant_name": ")") + name + "\"}";
+  };
+  EXPECT_EQ(payment_ok(with_name(std::string(200, 'a'))).merchant_name.size(), 200u);
+  EXPECT_EQ(payment_errors(with_name(std::string(201, 'a'))), Fields{"merchant_name"});
+
+  // 200 characters of two, three and four bytes each are 200 characters, not 400..800.
+  std::string e_acute;
+  std::string euro;
+  std::string emoji;
+  for (int i = 0; i < 200; ++i) {
+    e_acute += "\xC3\xA9";
+    euro += "\xE2\x82\xAC";
+    emoji += "\xF0\x9F\x98\x80";
+  }
+  EXPECT_EQ(payment_ok(with_name(e_acute)).merchant_name, e_acute);
+  EXPECT_EQ(payment_ok(with_name(euro)).merchant_name, euro);
+  EXPECT_EQ(payment_ok(with_name(emoji)).merchant_name, emoji);
+  EXPECT_EQ(payment_errors(with_name(euro + "\xE2\x82\xAC")), Fields{"merchant_name"});
+  // A JSON escape is one character.
+  EXPECT_EQ(payment_ok(with_name("\\u00e9")).merchant_name, "\xC3\xA9");
+}
+
+TEST(HttpCodecPayment, AllErrorsAreListedTogether) {
+  const auto fields =
+      payment_errors(R"({"account_id": 0, "amount_cents": "x", "merchant_name": ""})");
+  EXPECT_EQ(fields, (Fields{"account_id", "amount_cents", "merchant_name"}));
+  const auto r = parse_payment_request(obj("{}"));
+  ASSERT_TRUE(std::holds_alternative<Problem>(r));
+  const auto problem = std::get<Problem>(r).to_json();
+  EXPECT_EQ(problem.at("type"), "/problems/validation-error");
+  EXPECT_EQ(problem.at("status"), 400);
+  EXPECT_EQ(problem.at("errors").as_array().size(), 2u);
+}
+
+TEST(HttpCodecPayment, Utf8Length) {
+  EXPECT_EQ(utf8_length(""), 0u);
+  EXPECT_EQ(utf8_length("abc"), 3u);
+  EXPECT_EQ(utf8_length("caf\xC3\xA9"), 4u);
+  EXPECT_EQ(utf8_length("\xF0\x9F\x98\x80!"), 2u);
+}
+
+// --- POST /money_movement_request_callback ------------------------------------------------------
+
+CallbackRequest callback_ok(std::string_view text) {
+  const auto r = parse_callback(obj(text));
+  if (const auto* p = std::get_if<Problem>(&r)) {
+    ADD_FAILURE() << text << " refused: " << p->detail;
+    return {};
+  }
+  return std::get<CallbackRequest>(r);
+}
+
+Fields callback_errors(std::string_view text) {
+  return error_fields(parse_callback(obj(text)));
+}
+
+TEST(HttpCodecCallback, IdAsIntegerOrDigitString) {
+  const auto a =
+      callback_ok(R"({"money_movement_id": 123, "amount_cents": 5, "status": "posted"})");
+  EXPECT_EQ(a.money_movement_id, 123);
+  EXPECT_EQ(a.input.amount_cents, 5);
+  EXPECT_EQ(a.input.status, "posted");
+  EXPECT_EQ(callback_ok(R"({"money_movement_id": "123", "amount_cents": 5})").money_movement_id,
+            123);
+  EXPECT_EQ(callback_ok(R"({"money_movement_id": 9007199254740991, "amount_cents": 5})")
+                .money_movement_id,
+            9'007'199'254'740'991);
+  EXPECT_EQ(callback_ok(R"({"money_movement_id": "9007199254740991", "amount_cents": 5})")
+                .money_movement_id,
+            9'007'199'254'740'991);
+}
+
+TEST(HttpCodecCallback, BadIds) {
+  for (const char* bad : {"\"12a\"", "\"\"", "\" 12\"", "\"-12\"", "\"+12\"", "0", "\"0\"", "-5",
+                          "9007199254740992", "\"9007199254740992\"", "12.0", "1.5", "true", "null",
+                          "[12]", "18446744073709551615", "\"99999999999999999999999\""}) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(
+        callback_errors(std::string(R"({"amount_cents": 5, "money_movement_id": )") + bad + "}"),
+        Fields{"money_movement_id"});
+  }
+  EXPECT_EQ(callback_errors(R"({"amount_cents": 5})"), Fields{"money_movement_id"});
+}
+
+TEST(HttpCodecCallback, AmountIsRequiredMayBeZeroOrNegative) {
+  EXPECT_EQ(callback_errors(R"({"money_movement_id": 1, "status": "posted"})"),
+            Fields{"amount_cents"});
+  EXPECT_EQ(callback_errors(R"({"money_movement_id": 1, "amount_cents": null})"),
+            Fields{"amount_cents"});
+  EXPECT_EQ(callback_errors(R"({"money_movement_id": 1, "amount_cents": 5.0})"),
+            Fields{"amount_cents"});
+  EXPECT_EQ(callback_errors(R"({"money_movement_id": 1, "amount_cents": "5"})"),
+            Fields{"amount_cents"});
+  EXPECT_EQ(callback_errors(R"({"money_movement_id": 1, "amount_cents": 1000000000001})"),
+            Fields{"amount_cents"});
+  EXPECT_EQ(callback_ok(R"({"money_movement_id": 1, "amount_cents": 0})").input.amount_cents, 0);
+  EXPECT_EQ(
+      callback_ok(R"({"money_movement_id": 1, "amount_cents": -1000000000000})").input.amount_cents,
+      -1'000'000'000'000);
+}
+
+TEST(HttpCodecCallback, StatusAbsentOrNullKeepsThePreviousOne) {
+  EXPECT_FALSE(callback_ok(R"({"money_movement_id": 1, "amount_cents": 1})").input.status);
+  EXPECT_FALSE(
+      callback_ok(R"({"money_movement_id": 1, "amount_cents": 1, "status": null})").input.status);
+  EXPECT_EQ(callback_ok(R"({"money_movement_id": 1, "amount_cents": 1, "status": "failed_x"})")
+                .input.status,
+            "failed_x");
+  for (const char* bad : {"\"\"", "\"Posted\"", "\"a-b\"", "\"posted1\"", "5", "true",
+                          "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""}) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(
+        callback_errors(std::string(R"({"money_movement_id": 1, "amount_cents": 1, "status": )") +
+                        bad + "}"),
+        Fields{"status"});
+  }
+}
+
+// --- numbers in paths and queries ---------------------------------------------------------------
+
+TEST(HttpCodecNumbers, ParseBounded) {
+  EXPECT_EQ(parse_bounded("0", 10), 0);
+  EXPECT_EQ(parse_bounded("10", 10), 10);
+  EXPECT_EQ(parse_bounded("007", 10), 7);
+  EXPECT_EQ(parse_bounded("315360000", 315'360'000), 315'360'000);
+  EXPECT_EQ(parse_bounded("9223372036854775807", INT64_MAX), INT64_MAX);
+  EXPECT_FALSE(parse_bounded("11", 10));
+  EXPECT_FALSE(parse_bounded("315360001", 315'360'000));
+  EXPECT_FALSE(parse_bounded("", 10));
+  EXPECT_FALSE(parse_bounded("-1", 10));
+  EXPECT_FALSE(parse_bounded("+1", 10));
+  EXPECT_FALSE(parse_bounded(" 1", 10));
+  EXPECT_FALSE(parse_bounded("1 ", 10));
+  EXPECT_FALSE(parse_bounded("1.0", 10));
+  EXPECT_FALSE(parse_bounded("1e3", 10000));
+  EXPECT_FALSE(parse_bounded("0x10", 100));
+  EXPECT_FALSE(parse_bounded("9223372036854775808", INT64_MAX));  // overflows int64
+  EXPECT_FALSE(parse_bounded("99999999999999999999", INT64_MAX));
+  EXPECT_FALSE(parse_bounded(std::string(25, '0'), 10));  // more than 19 digits
+}
+
+TEST(HttpCodecNumbers, ParseId) {
+  EXPECT_EQ(parse_id("1"), 1);
+  EXPECT_EQ(parse_id("9007199254740991"), 9'007'199'254'740'991);
+  EXPECT_FALSE(parse_id("0"));
+  EXPECT_FALSE(parse_id("9007199254740992"));
+  EXPECT_FALSE(parse_id("12a"));
+  EXPECT_FALSE(parse_id(""));
+  EXPECT_FALSE(parse_id("-3"));
+}
+
+// --- time and rendering -------------------------------------------------------------------------
+
+TEST(HttpCodecRender, FormatTimeIsRfc3339UtcWithMilliseconds) {
+  EXPECT_EQ(format_time(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(format_time(1), "1970-01-01T00:00:00.001Z");
+  EXPECT_EQ(format_time(999), "1970-01-01T00:00:00.999Z");
+  EXPECT_EQ(format_time(1'704'067'200'000), "2024-01-01T00:00:00.000Z");
+  EXPECT_EQ(format_time(1'795'661'400'123), "2026-11-26T02:50:00.123Z");
+  EXPECT_EQ(format_time(951'782'400'000), "2000-02-29T00:00:00.000Z");  // leap day
+  EXPECT_EQ(format_time(4'102'444'799'999), "2099-12-31T23:59:59.999Z");
+}
+
+TEST(HttpCodecRender, PaymentAndAccountJson) {
+  const core::Payment p{.money_movement_id = 9'007'199'254'740'991,
+                        .account_id = 1,
+                        .amount_cents = -2500,
+                        .original_amount_cents = -3000,
+                        .merchant_name = "Blue Bottle",
+                        .status = "posted",
+                        .created_at = 0,
+                        .updated_at = 1'795'661'400'123,
+                        .last_sent_at = 0,
+                        .settle_deadline = 12'000,
+                        .callbacks_applied = 3};
+  const auto j = payment_json(p);
+  EXPECT_EQ(j.at("money_movement_id").as_int64(), 9'007'199'254'740'991);
+  EXPECT_EQ(j.at("amount_cents").as_int64(), -2500);
+  EXPECT_EQ(j.at("original_amount_cents").as_int64(), -3000);
+  EXPECT_EQ(j.at("status"), "posted");
+  EXPECT_EQ(j.at("created_at"), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(j.at("updated_at"), "2026-11-26T02:50:00.123Z");
+  EXPECT_EQ(j.at("settle_deadline"), "1970-01-01T00:00:12.000Z");
+  EXPECT_EQ(j.at("callbacks_applied").as_int64(), 3);
+  EXPECT_EQ(j.size(), 10u);
+
+  const core::Account a{.account_id = 4,
+                        .created_at = 0,
+                        .status = core::AccountStatus::delinquent,
+                        .balance = -7,
+                        .settled_balance = -5,
+                        .negative_since = 3};
+  const auto k = account_json(a);
+  EXPECT_EQ(k.at("status"), "delinquent");
+  EXPECT_EQ(k.at("balance").as_int64(), -7);
+  EXPECT_EQ(k.at("balance_cents").as_int64(), -7);
+  EXPECT_EQ(k.at("settled_balance").as_int64(), -5);
+  EXPECT_EQ(k.at("settled_balance_cents").as_int64(), -5);
+  EXPECT_FALSE(k.contains("negative_since"));
+
+  const auto c = callback_json(store::CallbackRecord{
+      .received_at = 0, .amount_cents = 5, .status = std::nullopt, .applied = false});
+  EXPECT_TRUE(c.at("status").is_null());
+  EXPECT_EQ(c.at("outcome"), "late");
+}
+
+// --- request bodies -----------------------------------------------------------------------------
+
+TEST(HttpCodecBody, ParseObjectAcceptsOnlyAJsonObject) {
+  const auto good = parse_object(R"({"a": 1})");
+  ASSERT_TRUE(std::holds_alternative<json::object>(good));
+  EXPECT_EQ(std::get<json::object>(good).at("a"), 1);
+  EXPECT_TRUE(std::holds_alternative<json::object>(parse_object(" {} ")));
+
+  for (const char* bad :
+       {"", "{", "{\"a\":}", "{\"a\": 1,}", "nope", "{'a': 1}", "[1, 2]", "42", "\"text\"", "null",
+        "true", "{} {}", "{\"a\": 1} x", "{\"a\": \"\xFF\"}"}) {
+    SCOPED_TRACE(bad);
+    const auto r = parse_object(bad);
+    ASSERT_TRUE(std::holds_alternative<Problem>(r));
+    const Problem& p = std::get<Problem>(r);
+    EXPECT_EQ(p.status, boost::beast::http::status::bad_request);
+    EXPECT_EQ(p.slug, "validation-error");
+    ASSERT_EQ(p.errors.size(), 1u);
+    EXPECT_EQ(p.errors[0].field, "body");
+  }
+}
+
+}  // namespace
+}  // namespace ps::http
