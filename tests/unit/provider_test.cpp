@@ -74,6 +74,20 @@ TEST(ProviderUrl, Ipv6LiteralHostIsResolvable) {
   EXPECT_EQ(results.size(), 1u);
 }
 
+// http_provider.hpp: parse_provider_url "Throws std::invalid_argument with a readable reason for a
+// URL we cannot use" (config.cpp relies on it to refuse a bad PROVIDER_URL at start-up).
+TEST(ProviderUrl, UnusablePortsAreRefusedAtParseTime) {
+  EXPECT_THROW(parse_provider_url("http://h:99999"), std::invalid_argument);
+  EXPECT_THROW(parse_provider_url("http://h:65536"), std::invalid_argument);
+  EXPECT_EQ(parse_provider_url("http://h:65535").port, "65535");
+  // RFC 3986 3.2.3: an empty port means the scheme's default. Refusing it is acceptable too;
+  // handing the resolver an empty service is not.
+  try {
+    EXPECT_EQ(parse_provider_url("http://h:").port, "80");
+  } catch (const std::invalid_argument&) {
+  }
+}
+
 TEST(ProviderUrl, RejectsOtherSchemesAndGarbage) {
   for (const char* bad : {"ftp://provider.example", "provider.example", "garbage", "", "http://",
                           "://x", "mailto:a@b.c", "http:///path"}) {
