@@ -80,6 +80,11 @@ TEST_F(AccountsTest, OpenAccountThenPayIntoIt) {
   EXPECT_NE(second, id);
   const auto accounts = get_accounts();
   EXPECT_EQ(accounts.size(), 3U);
+  for (std::size_t i = 1; i < accounts.size(); ++i) {
+    EXPECT_LT(int_field(accounts[i - 1].as_object(), "account_id"),
+              int_field(accounts[i].as_object(), "account_id"))
+        << "GET /accounts is ordered by account_id";
+  }
   EXPECT_NE(find_account(accounts, id), nullptr);
   EXPECT_NE(find_account(accounts, second), nullptr);
 
