@@ -171,7 +171,10 @@ Outcome<Payment> Ledger::record_provider_verdict(store::Store& s, MovementId id,
 
 std::optional<Payment> Ledger::prepare_resend(store::Store& s, MovementId id, TimeMs now) {
   const auto current = s.find_payment(id);
-  if (!current || current->status != core::status::kSubmitting) return std::nullopt;
+  // A callback proves the provider has the movement, even one that left the status unchanged.
+  if (!current || current->status != core::status::kSubmitting || current->callbacks_applied > 0) {
+    return std::nullopt;
+  }
   const Payment next = core::with_resend(*current, now, settings_.time_to_settle_seconds,
                                          settings_.settle_grace_seconds);
   s.update_payment(next);

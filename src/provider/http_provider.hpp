@@ -26,8 +26,9 @@ struct ProviderSettings {
 
 struct ProviderEndpoint {
   bool tls = false;
-  std::string host;
+  std::string host;         // for the resolver, TLS name checks and SNI
   std::string port;
+  std::string host_header;  // the Host header: host as written in the URL, with its port
   std::string target;  // path of /money_movement/ under the base URL
 };
 
