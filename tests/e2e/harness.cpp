@@ -1,0 +1,491 @@
+#include "harness.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "test_support/sqlite_reader.hpp"
+
+namespace e2e {
+
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::uint64_t kSimSeed = 20'240'601;
+constexpr auto kLoadgenTimeout = 120s;
+
+// Unreserved characters pass, everything else is %XX (cursors are digits today, but opaque).
+std::string percent_encode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 0xF]);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> environment_to_unset() {
+  // Whatever the developer's shell exports must not leak into the processes under test.
+  return {"PORT",
+          "BIND",
+          "DATABASE_URL",
+          "DATABASE_DURABLE",
+          "WRITE_QUEUE_CAPACITY",
+          "WRITE_BATCH_MAX",
+          "PROVIDER_URL",
+          "PROVIDER_USERNAME",
+          "PROVIDER_PASSWORD",
+          "TIME_TO_SETTLE_SECONDS",
+          "SETTLE_GRACE_SECONDS",
+          "CALLBACK_ALLOW_FROM",
+          "PROVIDER_CONNECT_TIMEOUT_MS",
+          "PROVIDER_TIMEOUT_MS",
+          "PROVIDER_RETRY_INITIAL_MS",
+          "PROVIDER_RETRY_MAX_MS",
+          "THREADS",
+          "LOG_LEVEL",
+          "LOG_FORMAT"};
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string tail(const std::string& text, std::size_t max_bytes) {
+  return text.size() <= max_bytes ? text : "[...]" + text.substr(text.size() - max_bytes);
+}
+
+}  // namespace
+
+std::int64_t as_int(const json::value& value, std::string_view what) {
+  if (value.is_int64()) {
+    return value.get_int64();
+  }
+  if (value.is_uint64() && value.get_uint64() <= static_cast<std::uint64_t>(INT64_MAX)) {
+    return static_cast<std::int64_t>(value.get_uint64());
+  }
+  throw std::runtime_error(std::string(what) + " is not a JSON integer: " + json::serialize(value));
+}
+
+std::int64_t int_field(const json::object& object, std::string_view key) {
+  const auto* value = object.if_contains(key);
+  if (value == nullptr) {
+    throw std::runtime_error("missing field '" + std::string(key) + "' in " +
+                             json::serialize(object));
+  }
+  return as_int(*value, key);
+}
+
+std::string str_field(const json::object& object, std::string_view key) {
+  const auto* value = object.if_contains(key);
+  if (value == nullptr || !value->is_string()) {
+    throw std::runtime_error("field '" + std::string(key) + "' is not a string in " +
+                             json::serialize(object));
+  }
+  return std::string(value->get_string());
+}
+
+std::int64_t parse_timestamp_ms(std::string_view text) {
+  static const std::regex kPattern(R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$)");
+  if (!std::regex_match(text.begin(), text.end(), kPattern)) {
+    throw std::runtime_error("not an RFC 3339 UTC timestamp with milliseconds: " +
+                             std::string(text));
+  }
+  const std::string s(text);
+  std::tm tm{};
+  tm.tm_year = std::stoi(s.substr(0, 4)) - 1900;
+  tm.tm_mon = std::stoi(s.substr(5, 2)) - 1;
+  tm.tm_mday = std::stoi(s.substr(8, 2));
+  tm.tm_hour = std::stoi(s.substr(11, 2));
+  tm.tm_min = std::stoi(s.substr(14, 2));
+  tm.tm_sec = std::stoi(s.substr(17, 2));
+  return static_cast<std::int64_t>(timegm(&tm)) * 1000 + std::stoi(s.substr(20, 3));
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::int64_t Truth::counter(std::string_view name) const {
+  return int_field(counters, name);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+void EndToEndTest::SetUp() {
+  service_port_ = test_support::free_port();
+  do {
+    sim_port_ = test_support::free_port();
+  } while (sim_port_ == service_port_);
+}
+
+void EndToEndTest::TearDown() {
+  client_.reset();
+  sim_client_.reset();
+  if (HasFailure()) {
+    std::cerr << "----- temporary directory: " << dir_.path().string()
+              << " (TEST_KEEP_TEMP=1 keeps it) -----\n";
+    for (const char* name : {"service.log", "sim.log", "loadgen.log"}) {
+      const auto path = dir_ / name;
+      if (std::filesystem::exists(path)) {
+        std::cerr << "----- tail of " << name << " -----\n" << tail(read_file(path), 6000) << "\n";
+      }
+    }
+  }
+  if (service_) {
+    service_->stop();
+  }
+  if (sim_) {
+    sim_->stop();
+  }
+}
+
+void EndToEndTest::start_sim(const std::vector<std::string>& extra) {
+  test_support::ServiceOptions options;
+  options.binary = PROVIDER_SIM_BIN;
+  options.args = {"--bind",
+                  "127.0.0.1",
+                  "--port",
+                  std::to_string(sim_port_),
+                  "--callback-port",
+                  std::to_string(service_port_),
+                  "--seed",
+                  std::to_string(kSimSeed),
+                  "--settle-grace-seconds",
+                  std::to_string(kSettleGraceSeconds)};
+  options.args.insert(options.args.end(), extra.begin(), extra.end());
+  options.env = {{"PROVIDER_USERNAME", std::string(kProviderUser)},
+                 {"PROVIDER_PASSWORD", std::string(kProviderPassword)}};
+  options.unset_env = environment_to_unset();
+  options.log_path = dir_ / "sim.log";
+  options.port = sim_port_;
+  options.health_path = "/healthz";
+  options.start_timeout = 10s;
+  sim_ = std::make_unique<test_support::ServiceProcess>(std::move(options));
+  sim_->start();
+  sim_client_ = std::make_unique<HttpClient>(sim_port_, 30s);
+}
+
+void EndToEndTest::start_service(const std::vector<std::string>& extra) {
+  service_args_ = {"--port",
+                   std::to_string(service_port_),
+                   "--bind",
+                   "127.0.0.1",
+                   "--database-url",
+                   "sqlite:" + db_path().string(),
+                   "--provider-url",
+                   "http://127.0.0.1:" + std::to_string(sim_port_),
+                   "--time-to-settle-seconds",
+                   std::to_string(kTimeToSettleSeconds),
+                   "--settle-grace-seconds",
+                   std::to_string(kSettleGraceSeconds)};
+  service_args_.insert(service_args_.end(), extra.begin(), extra.end());
+  restart_service();
+}
+
+void EndToEndTest::restart_service() {
+  client_.reset();
+  if (service_ && service_->running()) {
+    throw std::logic_error("restart_service: the service is still running");
+  }
+  test_support::ServiceOptions options;
+  options.binary = PAYMENT_SERVICE_BIN;
+  options.args = service_args_;
+  options.env = {{"PROVIDER_USERNAME", std::string(kProviderUser)},
+                 {"PROVIDER_PASSWORD", std::string(kProviderPassword)}};
+  options.unset_env = environment_to_unset();
+  options.log_path = dir_ / "service.log";
+  options.port = service_port_;
+  options.health_path = "/readyz";
+  options.start_timeout = 15s;
+  service_ = std::make_unique<test_support::ServiceProcess>(std::move(options));
+  service_->start();
+}
+
+HttpClient& EndToEndTest::client() {
+  if (!client_) {
+    client_ = std::make_unique<HttpClient>(service_port_, 30s);
+  }
+  return *client_;
+}
+
+LoadgenRun EndToEndTest::run_loadgen(const std::vector<std::string>& args) {
+  ++loadgen_runs_;
+  const auto summary_path = dir_ / ("loadgen-" + std::to_string(loadgen_runs_) + ".json");
+  const auto results_path = dir_ / ("loadgen-" + std::to_string(loadgen_runs_) + ".tsv");
+  test_support::ServiceOptions options;
+  options.binary = LOADGEN_BIN;
+  options.args = {"--host", "127.0.0.1", "--port", std::to_string(service_port_)};
+  options.args.insert(options.args.end(), args.begin(), args.end());
+  options.args.insert(options.args.end(), {"--summary-out", summary_path.string(), "--results-out",
+                                           results_path.string()});
+  options.log_path = dir_ / "loadgen.log";
+  // loadgen is no server: "ready" as soon as the service's port accepts, which it already does.
+  options.port = service_port_;
+  options.health_path = "";
+  options.start_timeout = 5s;
+  test_support::ServiceProcess process(std::move(options));
+  try {
+    process.start();
+  } catch (const std::runtime_error&) {
+    // A very short run may finish before start() looks; only a failed exit is an error.
+    if (!process.last_exit().exited || process.last_exit().code != 0) {
+      throw;
+    }
+  }
+  const auto deadline = std::chrono::steady_clock::now() + kLoadgenTimeout;
+  while (process.running()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      process.kill9();
+      throw std::runtime_error("loadgen did not finish within the timeout; log:\n" +
+                               process.log_tail());
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  const auto& exit = process.last_exit();
+  if (!exit.exited || exit.code != 0) {
+    throw std::runtime_error("loadgen failed (exit " + std::to_string(exit.code) + ", signal " +
+                             std::to_string(exit.signal) + "); log:\n" + process.log_tail());
+  }
+
+  LoadgenRun run;
+  run.summary_text = read_file(summary_path);
+  while (!run.summary_text.empty() && run.summary_text.back() == '\n') {
+    run.summary_text.pop_back();
+  }
+  run.summary = json::parse(run.summary_text).as_object();
+  for (const auto& [status, count] : run.summary.at("status_counts").as_object()) {
+    run.status_counts[std::string(status)] = as_int(count, status);
+  }
+  run.seconds = run.summary.at("seconds").to_number<double>();
+  run.rps = run.summary.at("rps").to_number<double>();
+  std::ifstream results(results_path);
+  LoadgenResult result;
+  while (results >> result.index >> result.status >> result.money_movement_id) {
+    run.results.push_back(result);
+  }
+  std::cerr << "[ loadgen  ] " << run.summary_text << "\n";
+  return run;
+}
+
+Truth EndToEndTest::truth() {
+  const auto response = sim_client_->get("/truth");
+  if (response.status != 200) {
+    throw std::runtime_error("GET /truth: " + response.describe());
+  }
+  Truth truth;
+  truth.raw = response.object();
+  for (const auto& entry : truth.raw.at("movements").as_array()) {
+    const auto& movement = entry.as_object();
+    MovementState state;
+    state.account_id = int_field(movement, "account_id");
+    state.amount_cents = int_field(movement, "amount_cents");
+    state.status = str_field(movement, "status");
+    state.callbacks_sent = int_field(movement, "callbacks_sent");
+    state.callbacks_acknowledged = int_field(movement, "callbacks_acknowledged");
+    truth.movements.emplace(int_field(movement, "money_movement_id"), state);
+  }
+  for (const auto& entry : truth.raw.at("accounts").as_array()) {
+    const auto& account = entry.as_object();
+    truth.accounts[int_field(account, "account_id")] = {int_field(account, "balance"),
+                                                        int_field(account, "settled_balance")};
+  }
+  truth.in_flight = int_field(truth.raw, "in_flight");
+  truth.counters = truth.raw.at("counters").as_object();
+  return truth;
+}
+
+std::vector<json::object> EndToEndTest::list_payments(std::string_view query) {
+  std::vector<json::object> payments;
+  std::string cursor;
+  for (;;) {
+    std::string target = "/payments?limit=1000";
+    if (!query.empty()) {
+      target += "&";
+      target += query;
+    }
+    if (!cursor.empty()) {
+      target += "&cursor=" + percent_encode(cursor);
+    }
+    const auto response = client().get(target);
+    if (response.status != 200) {
+      throw std::runtime_error("GET " + target + ": " + response.describe());
+    }
+    const auto& page = response.object();
+    for (const auto& payment : page.at("data").as_array()) {
+      payments.push_back(payment.as_object());
+    }
+    const auto& next = page.at("next_cursor");
+    if (next.is_null()) {
+      break;
+    }
+    cursor = std::string(next.as_string());
+  }
+  return payments;
+}
+
+json::object EndToEndTest::get_payment(std::int64_t id) {
+  const auto response = client().get("/payments/" + std::to_string(id));
+  if (response.status != 200) {
+    throw std::runtime_error("GET /payments/" + std::to_string(id) + ": " + response.describe());
+  }
+  return response.object();
+}
+
+std::map<std::int64_t, std::pair<std::int64_t, std::int64_t>> EndToEndTest::service_balances() {
+  const auto response = client().get("/accounts");
+  if (response.status != 200) {
+    throw std::runtime_error("GET /accounts: " + response.describe());
+  }
+  std::map<std::int64_t, std::pair<std::int64_t, std::int64_t>> balances;
+  for (const auto& entry : response.array()) {
+    const auto& account = entry.as_object();
+    balances[int_field(account, "account_id")] = {int_field(account, "balance"),
+                                                  int_field(account, "settled_balance")};
+  }
+  return balances;
+}
+
+std::int64_t EndToEndTest::open_account() {
+  const auto response = client().request("POST", "/accounts");
+  if (response.status != 201) {
+    throw std::runtime_error("POST /accounts: " + response.describe());
+  }
+  return int_field(response.object(), "account_id");
+}
+
+std::optional<std::string> EndToEndTest::wait_for_quiescence(std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string pending;
+  for (;;) {
+    const auto submitting = list_payments("status=submitting");
+    const Truth current = truth();
+    pending.clear();
+    if (!submitting.empty()) {
+      pending += std::to_string(submitting.size()) + " payment(s) still submitting (first " +
+                 json::serialize(submitting.front()) + "); ";
+    }
+    if (current.in_flight != 0) {
+      pending += std::to_string(current.in_flight) + " simulator script(s) in flight; ";
+    }
+    if (pending.empty()) {
+      std::int64_t last_deadline = 0;
+      for (const auto& payment : list_payments()) {
+        last_deadline =
+            std::max(last_deadline, parse_timestamp_ms(str_field(payment, "settle_deadline")));
+      }
+      const std::int64_t wait_ms = last_deadline + 100 - now_ms();
+      if (wait_ms <= 0) {
+        return std::nullopt;
+      }
+      pending = "settle windows open for " + std::to_string(wait_ms) + " ms more";
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return pending;
+    }
+    std::this_thread::sleep_for(200ms);
+  }
+}
+
+void EndToEndTest::expect_service_matches_truth(const Truth& truth) {
+  // 1. Every movement the provider knows, as the service reports it one by one.
+  std::size_t mismatches = 0;
+  std::ostringstream mismatch_text;
+  for (const auto& [id, expected] : truth.movements) {
+    const auto response = client().get("/payments/" + std::to_string(id));
+    std::string problem;
+    if (response.status != 200) {
+      problem = "GET /payments/" + std::to_string(id) + " -> " + response.describe();
+    } else {
+      const auto& payment = response.object();
+      const auto amount = int_field(payment, "amount_cents");
+      const auto status = str_field(payment, "status");
+      const auto account = int_field(payment, "account_id");
+      if (amount != expected.amount_cents || status != expected.status ||
+          account != expected.account_id) {
+        problem = "payment " + std::to_string(id) + ": truth {account " +
+                  std::to_string(expected.account_id) + ", " +
+                  std::to_string(expected.amount_cents) + ", " + expected.status + ", " +
+                  std::to_string(expected.callbacks_acknowledged) +
+                  " callback(s) acknowledged} vs service " + json::serialize(payment);
+      }
+    }
+    if (!problem.empty()) {
+      if (++mismatches <= 10) {
+        mismatch_text << "  " << problem << "\n";
+      }
+    }
+  }
+  EXPECT_EQ(mismatches, 0U) << "payments differing from the provider's truth (first 10):\n"
+                            << mismatch_text.str()
+                            << "truth counters: " << json::serialize(truth.counters);
+
+  // 2. The service has no accepted payment the provider does not know, and vice versa.
+  const auto payments = list_payments();
+  std::set<std::int64_t> service_ids;
+  for (const auto& payment : payments) {
+    if (str_field(payment, "status") != "rejected") {
+      service_ids.insert(int_field(payment, "money_movement_id"));
+    }
+  }
+  std::vector<std::int64_t> unknown_to_truth;
+  for (const auto id : service_ids) {
+    if (truth.movements.count(id) == 0) {
+      unknown_to_truth.push_back(id);
+    }
+  }
+  EXPECT_EQ(service_ids.size(), truth.movements.size())
+      << "non-rejected payments in the service vs movements in the truth";
+  EXPECT_TRUE(unknown_to_truth.empty())
+      << unknown_to_truth.size() << " non-rejected payment(s) unknown to the provider, first "
+      << (unknown_to_truth.empty() ? 0 : unknown_to_truth.front());
+
+  // 3. Balances of every account, the service's and the truth's.
+  const auto balances = service_balances();
+  for (const auto& [account_id, balance] : balances) {
+    const auto it = truth.accounts.find(account_id);
+    const auto expected =
+        it == truth.accounts.end() ? std::pair<std::int64_t, std::int64_t>{0, 0} : it->second;
+    EXPECT_EQ(balance.first, expected.first) << "balance of account " << account_id;
+    EXPECT_EQ(balance.second, expected.second) << "settled_balance of account " << account_id;
+  }
+  for (const auto& [account_id, expected] : truth.accounts) {
+    EXPECT_EQ(balances.count(account_id), 1U)
+        << "account " << account_id << " of the truth is missing in GET /accounts";
+  }
+}
+
+void EndToEndTest::expect_ledger_invariants() {
+  const auto violations = test_support::check_ledger_invariants(db_path());
+  std::string text;
+  for (std::size_t i = 0; i < violations.size() && i < 20; ++i) {
+    text += "  " + violations[i] + "\n";
+  }
+  EXPECT_TRUE(violations.empty()) << violations.size() << " ledger invariant violation(s):\n"
+                                  << text;
+}
+
+}  // namespace e2e

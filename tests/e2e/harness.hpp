@@ -1,0 +1,128 @@
+// End-to-end harness: the real payment_service, the real payment_provider_sim calling it back,
+// and the real loadgen binary driving it, each a child process (test_support::ServiceProcess)
+// with its log in the test's temporary directory.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include "test_support/http_client.hpp"
+#include "test_support/service_process.hpp"
+#include "test_support/temp_dir.hpp"
+
+namespace e2e {
+
+namespace json = boost::json;
+using test_support::HttpClient;
+using test_support::HttpResponse;
+
+inline constexpr std::string_view kProviderUser = "e2e-provider-user";
+inline constexpr std::string_view kProviderPassword = "e2e-provider-secret";
+inline constexpr int kTimeToSettleSeconds = 3;
+inline constexpr int kSettleGraceSeconds = 2;
+
+std::int64_t as_int(const json::value& value, std::string_view what);
+std::int64_t int_field(const json::object& object, std::string_view key);
+std::string str_field(const json::object& object, std::string_view key);
+// RFC 3339 UTC with milliseconds ("2026-11-26T02:50:00.123Z") to Unix milliseconds.
+std::int64_t parse_timestamp_ms(std::string_view text);
+std::int64_t now_ms();
+
+// One request of a loadgen run (its --results-out line).
+struct LoadgenResult {
+  std::uint64_t index = 0;
+  unsigned status = 0;  // 0: transport error
+  std::int64_t money_movement_id = 0;
+};
+
+struct LoadgenRun {
+  std::string summary_text;  // the JSON summary loadgen printed, verbatim
+  json::object summary;
+  std::vector<LoadgenResult> results;
+  std::map<std::string, std::int64_t> status_counts;  // from the summary
+  double seconds = 0;
+  double rps = 0;
+};
+
+// Money and status of one payment as the provider's truth or the service reports it.
+struct MovementState {
+  std::int64_t account_id = 0;
+  std::int64_t amount_cents = 0;
+  std::string status;
+  std::int64_t callbacks_sent = 0;
+  std::int64_t callbacks_acknowledged = 0;
+};
+
+struct Truth {
+  json::object raw;
+  std::map<std::int64_t, MovementState> movements;
+  std::map<std::int64_t, std::pair<std::int64_t, std::int64_t>> accounts;  // balance, settled
+  std::int64_t in_flight = 0;
+  json::object counters;
+  [[nodiscard]] std::int64_t counter(std::string_view name) const;
+};
+
+class EndToEndTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // payment_provider_sim with the fixed seed, callbacks to the service's port, plus `extra`.
+  void start_sim(const std::vector<std::string>& extra);
+  // payment_service on a fresh SQLite file, settle window 3 s + 2 s grace, plus `extra`.
+  void start_service(const std::vector<std::string>& extra);
+  // Starts the service again with the same arguments, database and port.
+  void restart_service();
+  test_support::ServiceProcess& service() { return *service_; }
+
+  // Runs the loadgen binary against the service to completion (bounded) and reads its outputs.
+  LoadgenRun run_loadgen(const std::vector<std::string>& args);
+
+  HttpClient& client();  // to the service
+  Truth truth();
+  // GET /payments (all pages), optionally with a query such as "status=submitting".
+  std::vector<json::object> list_payments(std::string_view query = "");
+  json::object get_payment(std::int64_t id);
+  std::map<std::int64_t, std::pair<std::int64_t, std::int64_t>> service_balances();
+  std::int64_t open_account();
+
+  // Polls until no payment is `submitting`, the simulator has no script in flight and every
+  // payment's settle_deadline has passed. Returns a description of what is still pending on
+  // timeout, nullopt when quiescent.
+  std::optional<std::string> wait_for_quiescence(std::chrono::seconds timeout);
+
+  // Every truth movement equals GET /payments/{id}; every non-rejected service payment is in
+  // the truth and vice versa; balances of every account equal the truth's; ledger invariants
+  // hold in the database. Failures are reported with gtest EXPECTs.
+  void expect_service_matches_truth(const Truth& truth);
+  void expect_ledger_invariants();
+
+  [[nodiscard]] std::filesystem::path db_path() const { return dir_ / "service.db"; }
+  [[nodiscard]] std::uint16_t service_port() const { return service_port_; }
+
+ private:
+  test_support::TempDir dir_{"payment_e2e"};
+  std::uint16_t service_port_ = 0;
+  std::uint16_t sim_port_ = 0;
+  std::vector<std::string> service_args_;
+  std::unique_ptr<test_support::ServiceProcess> sim_;
+  std::unique_ptr<test_support::ServiceProcess> service_;
+  std::unique_ptr<HttpClient> client_;
+  std::unique_ptr<HttpClient> sim_client_;
+  int loadgen_runs_ = 0;
+};
+
+}  // namespace e2e
