@@ -211,6 +211,76 @@ TEST_F(CallbacksTest, ConcurrentCallbacksOnManyPaymentsAllApply) {
   EXPECT_EQ(settled, kRounds % 2 == 0 ? expected : 0);
 }
 
+TEST_F(CallbacksTest, ConcurrentCallbacksOnOnePaymentApplyOneAtATime) {
+  const auto id = create_payment_id(1);
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 20;
+  std::vector<std::string> errors(kThreads);
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      try {
+        HttpClient http(port());
+        for (int i = 0; i < kPerThread; ++i) {
+          const json::object body{{"money_movement_id", id},
+                                  {"amount_cents", (t + 1) * 1000 + i},
+                                  {"status", i % 2 == 0 ? "posted" : "pending"}};
+          const auto response = http.post_json("/money_movement_request_callback", body);
+          if (response.status != 201) {
+            errors[t] = response.describe();
+            return;
+          }
+        }
+      } catch (const std::exception& error) {
+        errors[t] = error.what();
+      }
+    });
+  }
+  for (auto& thread : threads) {
+    thread.join();
+  }
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(errors[t], "") << "thread " << t;
+  }
+  const auto payment = get_payment(id);
+  // No lost update: every acknowledged callback was applied, one after another.
+  EXPECT_EQ(int_field(payment, "callbacks_applied"), kThreads * kPerThread);
+  ASSERT_TRUE(payment.contains("callbacks") && payment.at("callbacks").is_array());
+  const auto& history = payment.at("callbacks").get_array();
+  ASSERT_EQ(history.size(), static_cast<std::size_t>(kThreads * kPerThread));
+  // The payment is what the last callback in arrival order said.
+  const auto& last = history.back().as_object();
+  EXPECT_EQ(int_field(payment, "amount_cents"), int_field(last, "amount_cents"));
+  EXPECT_EQ(str_field(payment, "status"), str_field(last, "status"));
+  const auto amount = int_field(payment, "amount_cents");
+  const auto settled = str_field(payment, "status") == "posted" ? amount : std::int64_t{0};
+  EXPECT_EQ(balances(1), std::make_pair(amount, settled));
+}
+
+TEST_F(CallbacksTest, CallbackForRejectedPaymentApplies) {
+  provider().enqueue(FakeProvider::reply(400, R"({"detail":"no"})"));
+  const auto rejected = post_payment(-600);
+  ASSERT_TRUE(IsProblem(rejected, 502, "provider-rejected"));
+  const auto id = int_field(rejected.object().at("payment").as_object(), "money_movement_id");
+  EXPECT_EQ(balances(1), std::make_pair(std::int64_t{0}, std::int64_t{0}));
+  // The provider is the source of truth about the movement (api/openapi.yaml).
+  const auto payment = apply_callback(id, -600, "posted");
+  EXPECT_EQ(str_field(payment, "status"), "posted");
+  EXPECT_EQ(balances(1), std::make_pair(std::int64_t{-600}, std::int64_t{-600}));
+}
+
+TEST_F(CallbacksTest, UnknownCallbackFieldsAreIgnored) {
+  const auto id = create_payment_id(450);
+  const auto response = post_callback(json::object{{"money_movement_id", id},
+                                                   {"amount_cents", 450},
+                                                   {"status", "posted"},
+                                                   {"provider_reference", "abc"},
+                                                   {"extra", json::object{{"x", 1}}}});
+  ASSERT_TRUE(HasStatus(response, 201));
+  EXPECT_EQ(balances(1).second, 450);
+}
+
 // Settle window of one second and no grace, so a test can outlive it.
 class LateCallbackTest : public ServiceTest {
  protected:

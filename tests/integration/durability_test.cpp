@@ -69,6 +69,54 @@ TEST_F(DurabilityTest, SigtermThenRestartKeepsAllState) {
   EXPECT_EQ(open_account(), other + 1);
 }
 
+TEST_F(DurabilityTest, SigintAlsoExitsCleanlyAndKeepsState) {
+  const auto id = create_payment_id(-123);
+  apply_callback(id, -120, "posted");
+  const auto exit = stop_service(SIGINT);
+  EXPECT_TRUE(exit.exited) << "killed by signal " << exit.signal;
+  EXPECT_EQ(exit.code, 0);
+  EXPECT_FALSE(exit.killed_after_timeout);
+  start_service();
+  EXPECT_EQ(balances(1), std::make_pair(std::int64_t{-120}, std::int64_t{-120}));
+}
+
+TEST_F(DurabilityTest, SigtermDrainsInFlightRequest) {
+  // The provider answers after 800 ms; SIGTERM arrives while the request waits for it.
+  provider().set_default(
+      FakeProvider::Reply{201, R"({"status":"pending"})", "application/json", 800ms});
+  HttpResponse response;
+  std::string error;
+  std::thread request([&] {
+    try {
+      HttpClient http(port());
+      response = http.post_json("/payments", payment_body(-4444, "Draining"));
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  });
+  // No ASSERT before join(): the request thread must always be joined.
+  EXPECT_TRUE(provider().wait_for_requests(1, 3s));
+  const auto exit = stop_service();
+  request.join();
+  EXPECT_EQ(error, "") << "the in-flight request got no answer";
+  EXPECT_TRUE(response.status == 201 || response.status == 202) << response.describe();
+  EXPECT_TRUE(exit.exited && exit.code == 0) << "code " << exit.code << " signal " << exit.signal;
+  start_service();
+  EXPECT_EQ(balances(1).first, -4444) << "the drained payment is not in the balance";
+}
+
+TEST_F(DurabilityTest, IdsStayUniqueAcrossAWipedDatabase) {
+  const auto before = create_payment_id(10);
+  stop_service();
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::filesystem::remove(db_path().string() + suffix);
+  }
+  start_service();
+  EXPECT_EQ(balances(1), std::make_pair(std::int64_t{0}, std::int64_t{0})) << "database not wiped";
+  const auto after = create_payment_id(10);
+  EXPECT_GT(after, before) << "a wiped database must not reuse money_movement_ids";
+}
+
 TEST_F(DurabilityTest, Kill9AfterAcknowledgementsLosesNothing) {
   std::map<std::int64_t, std::pair<std::int64_t, std::string>> expected;  // id -> amount, status
   for (int i = 0; i < 12; ++i) {

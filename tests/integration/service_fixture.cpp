@@ -346,9 +346,9 @@ void ServiceTest::start_service_once() {
   client_ = std::make_unique<HttpClient>(port_);
 }
 
-test_support::ExitStatus ServiceTest::stop_service() {
+test_support::ExitStatus ServiceTest::stop_service(int signal) {
   client_.reset();
-  return service_->stop();
+  return service_->stop(std::chrono::milliseconds{5000}, signal);
 }
 
 test_support::ExitStatus ServiceTest::kill9_service() {

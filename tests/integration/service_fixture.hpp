@@ -78,9 +78,9 @@ class ServiceTest : public ::testing::Test {
   virtual ServiceConfig config() const { return {}; }
 
   // ---- lifecycle ----
-  void start_service();                      // on a new free port, same database
-  test_support::ExitStatus stop_service();   // SIGTERM and wait
-  test_support::ExitStatus kill9_service();  // SIGKILL
+  void start_service();                                         // on a new free port, same database
+  test_support::ExitStatus stop_service(int signal = SIGTERM);  // signal and wait
+  test_support::ExitStatus kill9_service();                     // SIGKILL
   void restart_service() {
     stop_service();
     start_service();

@@ -265,11 +265,11 @@ ExitStatus ServiceProcess::reap_blocking() {
   return last_exit_;
 }
 
-ExitStatus ServiceProcess::stop(std::chrono::milliseconds grace) {
+ExitStatus ServiceProcess::stop(std::chrono::milliseconds grace, int signal) {
   if (!running()) {
     return last_exit_;
   }
-  ::kill(pid_, SIGTERM);
+  ::kill(pid_, signal);
   const auto deadline = std::chrono::steady_clock::now() + grace;
   while (std::chrono::steady_clock::now() < deadline) {
     if (!running()) {

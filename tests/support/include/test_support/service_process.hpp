@@ -1,6 +1,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <csignal>
 
 #include <chrono>
 #include <cstdint>
@@ -52,8 +53,10 @@ class ServiceProcess {
   // Starts the process and waits until it is ready. Throws std::runtime_error (with the log
   // tail) if it exits early or is not ready within start_timeout.
   void start();
-  // SIGTERM, wait up to `grace`, then SIGKILL. Returns how the process ended.
-  ExitStatus stop(std::chrono::milliseconds grace = std::chrono::milliseconds{5000});
+  // Sends `signal` (SIGTERM by default), waits up to `grace`, then SIGKILL. Returns how the
+  // process ended.
+  ExitStatus stop(std::chrono::milliseconds grace = std::chrono::milliseconds{5000},
+                  int signal = SIGTERM);
   // SIGKILL and reap.
   ExitStatus kill9();
   // Non-blocking: true while the child has not exited.
