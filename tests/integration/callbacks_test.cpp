@@ -270,6 +270,38 @@ TEST_F(CallbacksTest, CallbackForRejectedPaymentApplies) {
   EXPECT_EQ(balances(1), std::make_pair(std::int64_t{-600}, std::int64_t{-600}));
 }
 
+TEST_F(CallbacksTest, CallbackBeforeProviderAnswerIsNotUndoneByIt) {
+  // The provider calls back while the service still waits for its answer to the
+  // money-movement request (a real provider can be that fast).
+  provider().set_default(
+      FakeProvider::Reply{201, R"({"status":"pending"})", "application/json", 400ms});
+  HttpResponse created;
+  std::string error;
+  std::thread request([&] {
+    try {
+      HttpClient http(port());
+      created = http.post_json("/payments", payment_body(-1750, "Fast Provider"));
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  });
+  std::int64_t id = 0;
+  HttpResponse callback;
+  if (provider().wait_for_requests(1, 3s) && provider().requests()[0].json) {
+    id = int_field(provider().requests()[0].json->get_object(), "money_movement_id");
+    callback = post_callback(id, -1700, "posted");
+  }
+  request.join();
+  ASSERT_NE(id, 0) << "the provider was not called";
+  EXPECT_EQ(error, "");
+  EXPECT_TRUE(HasStatus(callback, 201)) << "callback for a submitting payment must apply";
+  EXPECT_TRUE(created.status == 201 || created.status == 202) << created.describe();
+  const auto payment = get_payment(id);
+  EXPECT_EQ(str_field(payment, "status"), "posted") << "provider acceptance undid the callback";
+  EXPECT_EQ(int_field(payment, "amount_cents"), -1700);
+  EXPECT_EQ(balances(1), std::make_pair(std::int64_t{-1700}, std::int64_t{-1700}));
+}
+
 TEST_F(CallbacksTest, UnknownCallbackFieldsAreIgnored) {
   const auto id = create_payment_id(450);
   const auto response = post_callback(json::object{{"money_movement_id", id},

@@ -117,6 +117,24 @@ TEST_F(DurabilityTest, IdsStayUniqueAcrossAWipedDatabase) {
   EXPECT_GT(after, before) << "a wiped database must not reuse money_movement_ids";
 }
 
+TEST_F(DurabilityTest, SubmittingPaymentIsResentAfterRestart) {
+  provider().set_default(FakeProvider::reply(503, "down"));
+  const auto response = post_payment(-808);
+  ASSERT_TRUE(HasStatus(response, 202));
+  const auto id = int_field(response.object(), "money_movement_id");
+  stop_service();
+  provider().set_default(FakeProvider::Reply{});
+  const auto seen = provider().request_count();
+  start_service();
+  // The unknown outcome is still pending resolution: the new process re-sends the same id.
+  ASSERT_TRUE(provider().wait_for_requests(seen + 1, 5s)) << "no re-send after restart";
+  const auto requests = provider().requests();
+  ASSERT_TRUE(requests.back().json);
+  EXPECT_EQ(int_field(requests.back().json->get_object(), "money_movement_id"), id);
+  EXPECT_TRUE(eventually([&] { return str_field(get_payment(id), "status") == "pending"; }));
+  EXPECT_EQ(balances(1).first, -808);
+}
+
 TEST_F(DurabilityTest, Kill9AfterAcknowledgementsLosesNothing) {
   std::map<std::int64_t, std::pair<std::int64_t, std::string>> expected;  // id -> amount, status
   for (int i = 0; i < 12; ++i) {

@@ -76,6 +76,20 @@ TEST_F(IdempotencyTest, RefusedRequestDoesNotUseUpTheKey) {
   EXPECT_EQ(db_count("payments"), 1);
 }
 
+TEST_F(IdempotencyTest, KeySurvivesRestart) {
+  const Headers key = {{"Idempotency-Key", "durable-key"}};
+  const auto first = post_payment(250, "Shop", 1, key);
+  ASSERT_TRUE(HasStatus(first, 201));
+  restart_service();
+  const auto again = post_payment(250, "Shop", 1, key);
+  ASSERT_TRUE(HasStatus(again, 201));
+  EXPECT_EQ(int_field(again.object(), "money_movement_id"),
+            int_field(first.object(), "money_movement_id"));
+  EXPECT_TRUE(IsProblem(post_payment(251, "Shop", 1, key), 422, "idempotency-key-reused"));
+  EXPECT_EQ(db_count("payments"), 1);
+  EXPECT_EQ(provider().request_count(), 1U);
+}
+
 TEST_F(IdempotencyTest, ConcurrentRequestsWithOneKeyCreateOnePayment) {
   // A slow provider keeps the first request in flight while the others arrive.
   provider().set_default(

@@ -185,6 +185,40 @@ TEST_F(OperationsTest, UnknownPathsAre404) {
   EXPECT_EQ(state_fingerprint(), before);
 }
 
+TEST_F(OperationsTest, GarbageAndTruncatedRequestsDoNotHurtTheService) {
+  create_payment_id(100);
+  const auto before = state_fingerprint();
+  // Not HTTP at all: a 400 problem or a closed connection, never a crash or a 5xx.
+  try {
+    const auto response = client().send_raw("THIS IS NOT HTTP\r\n\r\n");
+    EXPECT_TRUE(IsProblem(response, 400)) << "garbage request line";
+  } catch (const std::runtime_error&) {
+    // closed without an answer: acceptable
+  }
+  // A body shorter than its Content-Length, then the client hangs up.
+  {
+    HttpClient raw(port(), std::chrono::milliseconds{300});
+    try {
+      raw.send_raw(
+          "POST /payments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+          "Content-Length: 200\r\n\r\n{\"account_id\":1,\"amount_cents\":5");
+    } catch (const std::runtime_error&) {
+      // expected: the service waits for the rest of the body until we give up
+    }
+  }
+  // A header block far beyond any sane size.
+  try {
+    const auto response = client().send_raw(
+        "GET /accounts HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(100'000, 'h') + "\r\n\r\n");
+    EXPECT_GE(response.status, 400U) << response.describe();
+    EXPECT_LT(response.status, 500U) << response.describe();
+  } catch (const std::runtime_error&) {
+    // closed without an answer: acceptable
+  }
+  EXPECT_TRUE(HasStatus(client().get("/healthz"), 200));
+  EXPECT_EQ(state_fingerprint(), before);
+}
+
 TEST_F(OperationsTest, ListPaymentsNewestFirstWithCursorPagination) {
   std::vector<std::int64_t> created;
   created.reserve(5);

@@ -170,6 +170,43 @@ TEST_F(PaymentsTest, Provider4xxRejectsWith502AndLeavesBalance) {
   EXPECT_EQ(provider().request_count(), 2U);
 }
 
+TEST_F(PaymentsTest, RejectionExcerptIsShortPrefixOfProviderBody) {
+  const std::string long_body = R"({"detail":")" + std::string(10'000, 'x') + R"("})";
+  provider().enqueue(FakeProvider::reply(400, long_body));
+  const auto response = post_payment(100);
+  ASSERT_TRUE(IsProblem(response, 502, "provider-rejected"));
+  const auto excerpt = str_field(response.object(), "provider_body_excerpt");
+  EXPECT_FALSE(excerpt.empty());
+  EXPECT_LE(excerpt.size(), 1024U) << "api/openapi.yaml: provider_body_excerpt maxLength 1024";
+  EXPECT_EQ(long_body.rfind(excerpt.substr(0, 64), 0), 0U) << "not the start of the body";
+}
+
+TEST_F(PaymentsTest, AnyProvider2xxIsAcceptance) {
+  provider().enqueue(FakeProvider::reply(200, R"({"status":"ok"})"));
+  provider().enqueue(FakeProvider::Reply{202, "accepted, not JSON", "text/plain", {}});
+  provider().enqueue(FakeProvider::Reply{204, "", "application/json", {}});
+  for (int i = 0; i < 3; ++i) {
+    const auto response = post_payment(10 + i);
+    ASSERT_TRUE(HasStatus(response, 201)) << "provider answer #" << i;
+    EXPECT_EQ(str_field(response.object(), "status"), "pending");
+  }
+  EXPECT_EQ(balances(1).first, 33);
+}
+
+TEST_F(PaymentsTest, ResendAnsweredWith4xxRejectsThePayment) {
+  provider().enqueue(FakeProvider::reply(500, "unknown"));
+  provider().enqueue(FakeProvider::reply(400, R"({"detail":"Invalid input."})"));
+  const auto response = post_payment(-2222);
+  ASSERT_TRUE(HasStatus(response, 202));
+  const auto id = int_field(response.object(), "money_movement_id");
+  EXPECT_EQ(balances(1).first, -2222);
+  EXPECT_TRUE(eventually([&] { return str_field(get_payment(id), "status") == "rejected"; }))
+      << to_json(get_payment(id));
+  EXPECT_EQ(balances(1), std::make_pair(std::int64_t{0}, std::int64_t{0}));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(provider().request_count(), 2U) << "kept re-sending after a 4xx";
+}
+
 TEST_F(PaymentsTest, Provider5xxGives202SubmittingThenResendOfSameIdMakesItPending) {
   provider().enqueue(FakeProvider::reply(500, R"({"error":"boom"})"));
   const auto response = post_payment(-4200, "Retry Cafe");
