@@ -24,6 +24,11 @@ namespace {
 
 constexpr std::uint64_t kSimSeed = 20'240'601;
 constexpr auto kLoadgenTimeout = 120s;
+constexpr int kStartAttempts = 3;
+
+std::string first_line(const std::string& text) {
+  return text.substr(0, text.find('\n'));
+}
 
 // Unreserved characters pass, everything else is %XX (cursors are digits today, but opaque).
 std::string percent_encode(std::string_view text) {
@@ -137,9 +142,16 @@ std::int64_t Truth::counter(std::string_view name) const {
 
 void EndToEndTest::SetUp() {
   service_port_ = test_support::free_port();
-  do {
-    sim_port_ = test_support::free_port();
-  } while (sim_port_ == service_port_);
+  sim_port_ = fresh_port();
+}
+
+std::uint16_t EndToEndTest::fresh_port() const {
+  for (;;) {
+    const std::uint16_t port = test_support::free_port();
+    if (port != service_port_ && port != sim_port_) {
+      return port;
+    }
+  }
 }
 
 void EndToEndTest::TearDown() {
@@ -164,6 +176,27 @@ void EndToEndTest::TearDown() {
 }
 
 void EndToEndTest::start_sim(const std::vector<std::string>& extra) {
+  sim_extra_ = extra;
+  for (int attempt = 1;; ++attempt) {
+    try {
+      launch_sim();
+      return;
+    } catch (const std::runtime_error& error) {
+      if (attempt == kStartAttempts) {
+        throw;
+      }
+      std::cerr << "[ harness  ] simulator did not start (" << first_line(error.what())
+                << "); retrying on a fresh port\n";
+      sim_port_ = fresh_port();
+    }
+  }
+}
+
+void EndToEndTest::launch_sim() {
+  sim_client_.reset();
+  if (sim_) {
+    sim_->stop();
+  }
   test_support::ServiceOptions options;
   options.binary = PROVIDER_SIM_BIN;
   options.args = {"--bind",
@@ -176,7 +209,7 @@ void EndToEndTest::start_sim(const std::vector<std::string>& extra) {
                   std::to_string(kSimSeed),
                   "--settle-grace-seconds",
                   std::to_string(kSettleGraceSeconds)};
-  options.args.insert(options.args.end(), extra.begin(), extra.end());
+  options.args.insert(options.args.end(), sim_extra_.begin(), sim_extra_.end());
   options.env = {{"PROVIDER_USERNAME", std::string(kProviderUser)},
                  {"PROVIDER_PASSWORD", std::string(kProviderPassword)}};
   options.unset_env = environment_to_unset();
@@ -189,21 +222,47 @@ void EndToEndTest::start_sim(const std::vector<std::string>& extra) {
   sim_client_ = std::make_unique<HttpClient>(sim_port_, 30s);
 }
 
+std::vector<std::string> EndToEndTest::service_args() const {
+  std::vector<std::string> args = {"--port",
+                                   std::to_string(service_port_),
+                                   "--bind",
+                                   "127.0.0.1",
+                                   "--database-url",
+                                   "sqlite:" + db_path().string(),
+                                   "--provider-url",
+                                   "http://127.0.0.1:" + std::to_string(sim_port_),
+                                   "--time-to-settle-seconds",
+                                   std::to_string(kTimeToSettleSeconds),
+                                   "--settle-grace-seconds",
+                                   std::to_string(kSettleGraceSeconds)};
+  args.insert(args.end(), service_extra_.begin(), service_extra_.end());
+  return args;
+}
+
 void EndToEndTest::start_service(const std::vector<std::string>& extra) {
-  service_args_ = {"--port",
-                   std::to_string(service_port_),
-                   "--bind",
-                   "127.0.0.1",
-                   "--database-url",
-                   "sqlite:" + db_path().string(),
-                   "--provider-url",
-                   "http://127.0.0.1:" + std::to_string(sim_port_),
-                   "--time-to-settle-seconds",
-                   std::to_string(kTimeToSettleSeconds),
-                   "--settle-grace-seconds",
-                   std::to_string(kSettleGraceSeconds)};
-  service_args_.insert(service_args_.end(), extra.begin(), extra.end());
-  restart_service();
+  if (!sim_) {
+    throw std::logic_error("start_service: start the simulator first");
+  }
+  service_extra_ = extra;
+  for (int attempt = 1;; ++attempt) {
+    service_args_ = service_args();
+    try {
+      restart_service();
+      return;
+    } catch (const std::runtime_error& error) {
+      if (attempt == kStartAttempts) {
+        throw;
+      }
+      std::cerr << "[ harness  ] service did not start (" << first_line(error.what())
+                << "); retrying on a fresh port\n";
+      // The simulator calls back on the service's port: it restarts with the new one.
+      service_port_ = fresh_port();
+      for (const char* suffix : {"", "-wal", "-shm"}) {
+        std::filesystem::remove(db_path().string() + suffix);
+      }
+      start_sim(sim_extra_);
+    }
+  }
 }
 
 void EndToEndTest::restart_service() {

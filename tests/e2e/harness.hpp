@@ -81,8 +81,11 @@ class EndToEndTest : public ::testing::Test {
   void TearDown() override;
 
   // payment_provider_sim with the fixed seed, callbacks to the service's port, plus `extra`.
+  // Ports come from free_port(); other test suites on the machine may grab one between that
+  // call and the bind, so a failed start is retried on fresh ports (the error is logged).
   void start_sim(const std::vector<std::string>& extra);
   // payment_service on a fresh SQLite file, settle window 3 s + 2 s grace, plus `extra`.
+  // Call after start_sim (a retry on a fresh port restarts the simulator with it).
   void start_service(const std::vector<std::string>& extra);
   // Starts the service again with the same arguments, database and port.
   void restart_service();
@@ -114,9 +117,15 @@ class EndToEndTest : public ::testing::Test {
   [[nodiscard]] std::uint16_t service_port() const { return service_port_; }
 
  private:
+  void launch_sim();
+  std::vector<std::string> service_args() const;
+  std::uint16_t fresh_port() const;
+
   test_support::TempDir dir_{"payment_e2e"};
   std::uint16_t service_port_ = 0;
   std::uint16_t sim_port_ = 0;
+  std::vector<std::string> sim_extra_;
+  std::vector<std::string> service_extra_;
   std::vector<std::string> service_args_;
   std::unique_ptr<test_support::ServiceProcess> sim_;
   std::unique_ptr<test_support::ServiceProcess> service_;

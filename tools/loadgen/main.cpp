@@ -100,7 +100,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--idempotency-prefix", config.idempotency_prefix,
                  "payments: send Idempotency-Key PREFIX-INDEX with each request");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help and --version exit 0; every usage error exits 2 (CLI11's own codes vary).
+    return app.exit(error) == 0 ? 0 : 2;
+  }
 
   config.mode = mode == "payments" ? loadgen::Mode::kPayments : loadgen::Mode::kCallbacks;
   if (count_option->count() > 0) {
