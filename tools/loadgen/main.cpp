@@ -27,7 +27,11 @@ std::vector<std::int64_t> read_ids(const std::string& path) {
     std::size_t used = 0;
     const long long id = std::stoll(line.substr(begin), &used);
     if (id <= 0) {
-      throw std::runtime_error("not a positive money_movement_id in " + path + ": " + line);
+      std::string message = "not a positive money_movement_id in ";
+      message += path;
+      message += ": ";
+      message += line;
+      throw std::runtime_error(message);
     }
     ids.push_back(static_cast<std::int64_t>(id));
   }

@@ -294,16 +294,17 @@ Summary run(const Config& config) {
   }
   for (unsigned c = 0; c < config.concurrency; ++c) {
     Worker& worker = *workers[c % threads];
-    asio::co_spawn(worker.ioc, run_connection(shared, worker), [&worker](std::exception_ptr error) {
-      if (!error) {
-        return;
-      }
-      try {
-        std::rethrow_exception(error);
-      } catch (const std::exception& e) {
-        worker.note_error(std::string("connection aborted: ") + e.what());
-      }
-    });
+    asio::co_spawn(worker.ioc, run_connection(shared, worker),
+                   [&worker](const std::exception_ptr& error) {
+                     if (!error) {
+                       return;
+                     }
+                     try {
+                       std::rethrow_exception(error);
+                     } catch (const std::exception& e) {
+                       worker.note_error(std::string("connection aborted: ") + e.what());
+                     }
+                   });
   }
 
   const auto started = Clock::now();
