@@ -78,6 +78,7 @@ class HttpProvider::Connection {
 
   std::optional<asio::ssl::stream<beast::tcp_stream>>& tls() { return tls_; }
   beast::flat_buffer buffer;
+  std::chrono::steady_clock::time_point idle_since;
 
  private:
   std::optional<beast::tcp_stream> plain_;
@@ -182,26 +183,29 @@ asio::awaitable<ProviderReply> HttpProvider::send(const MoneyMovementRequest& r)
 
   // A pooled connection may have been closed by the server while idle. Its failure says
   // nothing about the movement, so we retry once on a fresh connection: re-sending the same
-  // money_movement_id is safe by design.
+  // money_movement_id is safe by design. The other pooled connections have likely been idle as
+  // long, so they are dropped too (an e2e test caught two stale ones in a row).
   for (int attempt = 0; attempt < 2; ++attempt) {
-    std::unique_ptr<Connection> c;
-    const bool reused = !idle_.empty();
-    if (reused) {
-      c = std::move(idle_.back());
-      idle_.pop_back();
-    } else {
+    std::unique_ptr<Connection> c = attempt == 0 ? take_idle() : nullptr;
+    const bool reused = c != nullptr;
+    if (!reused) {
       std::string error;
       c = co_await connect(error);
-      if (!c)
+      if (!c) {
         co_return ProviderReply{.kind = ProviderReply::Kind::unknown,
                                 .http_status = 0,
                                 .body_excerpt = {},
                                 .error = error};
+      }
     }
     auto [reply, reusable] = co_await exchange(*c, body);
-    if (reply.http_status == 0 && reused) continue;
+    if (reply.http_status == 0 && reused) {
+      idle_.clear();
+      continue;
+    }
     if (reusable && idle_.size() < settings_.max_idle_connections) {
       c->tcp().expires_never();
+      c->idle_since = std::chrono::steady_clock::now();
       idle_.push_back(std::move(c));
     }
     co_return reply;
@@ -210,6 +214,18 @@ asio::awaitable<ProviderReply> HttpProvider::send(const MoneyMovementRequest& r)
                           .http_status = 0,
                           .body_excerpt = {},
                           .error = "connection lost"};
+}
+
+// The most recently used idle connection, skipping ones idle so long that servers commonly
+// have closed them.
+std::unique_ptr<HttpProvider::Connection> HttpProvider::take_idle() {
+  const auto now = std::chrono::steady_clock::now();
+  while (!idle_.empty()) {
+    auto c = std::move(idle_.back());
+    idle_.pop_back();
+    if (now - c->idle_since < settings_.max_idle_age) return c;
+  }
+  return nullptr;
 }
 
 }  // namespace ps::provider

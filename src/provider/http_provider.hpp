@@ -22,6 +22,7 @@ struct ProviderSettings {
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds total_timeout{5000};
   std::size_t max_idle_connections = 32;
+  std::chrono::milliseconds max_idle_age{15000};  // below common server keep-alive timeouts
 };
 
 struct ProviderEndpoint {
@@ -52,6 +53,7 @@ class HttpProvider final : public Provider {
   };
   boost::asio::awaitable<Exchange> exchange(Connection& c, const std::string& body);
   boost::asio::awaitable<std::unique_ptr<Connection>> connect(std::string& error);
+  std::unique_ptr<Connection> take_idle();
 
   boost::asio::any_io_executor executor_;
   ProviderSettings settings_;
