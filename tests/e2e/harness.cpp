@@ -47,29 +47,6 @@ std::string percent_encode(std::string_view text) {
   return out;
 }
 
-std::vector<std::string> environment_to_unset() {
-  // Whatever the developer's shell exports must not leak into the processes under test.
-  return {"PORT",
-          "BIND",
-          "DATABASE_URL",
-          "DATABASE_DURABLE",
-          "WRITE_QUEUE_CAPACITY",
-          "WRITE_BATCH_MAX",
-          "PROVIDER_URL",
-          "PROVIDER_USERNAME",
-          "PROVIDER_PASSWORD",
-          "TIME_TO_SETTLE_SECONDS",
-          "SETTLE_GRACE_SECONDS",
-          "CALLBACK_ALLOW_FROM",
-          "PROVIDER_CONNECT_TIMEOUT_MS",
-          "PROVIDER_TIMEOUT_MS",
-          "PROVIDER_RETRY_INITIAL_MS",
-          "PROVIDER_RETRY_MAX_MS",
-          "THREADS",
-          "LOG_LEVEL",
-          "LOG_FORMAT"};
-}
-
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream text;
@@ -212,7 +189,7 @@ void EndToEndTest::launch_sim() {
   options.args.insert(options.args.end(), sim_extra_.begin(), sim_extra_.end());
   options.env = {{"PROVIDER_USERNAME", std::string(kProviderUser)},
                  {"PROVIDER_PASSWORD", std::string(kProviderPassword)}};
-  options.unset_env = environment_to_unset();
+  options.unset_env = test_support::service_environment_variables();
   options.log_path = dir_ / "sim.log";
   options.port = sim_port_;
   options.health_path = "/healthz";
@@ -275,7 +252,7 @@ void EndToEndTest::restart_service() {
   options.args = service_args_;
   options.env = {{"PROVIDER_USERNAME", std::string(kProviderUser)},
                  {"PROVIDER_PASSWORD", std::string(kProviderPassword)}};
-  options.unset_env = environment_to_unset();
+  options.unset_env = test_support::service_environment_variables();
   options.log_path = dir_ / "service.log";
   options.port = service_port_;
   options.health_path = "/readyz";

@@ -317,26 +317,7 @@ void ServiceTest::start_service_once() {
   options.env = {{"PROVIDER_USERNAME", std::string(kProviderUser)},
                  {"PROVIDER_PASSWORD", std::string(kProviderPassword)}};
   options.env.insert(options.env.end(), config_.extra_env.begin(), config_.extra_env.end());
-  // Whatever the developer's shell exports must not leak into the service under test.
-  options.unset_env = {"PORT",
-                       "BIND",
-                       "DATABASE_URL",
-                       "DATABASE_DURABLE",
-                       "WRITE_QUEUE_CAPACITY",
-                       "WRITE_BATCH_MAX",
-                       "PROVIDER_URL",
-                       "PROVIDER_USERNAME",
-                       "PROVIDER_PASSWORD",
-                       "TIME_TO_SETTLE_SECONDS",
-                       "SETTLE_GRACE_SECONDS",
-                       "CALLBACK_ALLOW_FROM",
-                       "PROVIDER_CONNECT_TIMEOUT_MS",
-                       "PROVIDER_TIMEOUT_MS",
-                       "PROVIDER_RETRY_INITIAL_MS",
-                       "PROVIDER_RETRY_MAX_MS",
-                       "THREADS",
-                       "LOG_LEVEL",
-                       "LOG_FORMAT"};
+  options.unset_env = test_support::service_environment_variables();
   options.log_path = dir_ / "service.log";
   options.port = port_;
   options.health_path = "/healthz";

@@ -24,6 +24,28 @@
 extern char** environ;  // NOLINT(readability-redundant-declaration)
 
 namespace test_support {
+
+std::vector<std::string> service_environment_variables() {
+  return {"PORT",
+          "BIND",
+          "DATABASE_URL",
+          "DATABASE_DURABLE",
+          "WRITE_QUEUE_CAPACITY",
+          "WRITE_BATCH_MAX",
+          "PROVIDER_URL",
+          "PROVIDER_USERNAME",
+          "PROVIDER_PASSWORD",
+          "TIME_TO_SETTLE_SECONDS",
+          "SETTLE_GRACE_SECONDS",
+          "CALLBACK_ALLOW_FROM",
+          "PROVIDER_CONNECT_TIMEOUT_MS",
+          "PROVIDER_TIMEOUT_MS",
+          "PROVIDER_RETRY_INITIAL_MS",
+          "PROVIDER_RETRY_MAX_MS",
+          "THREADS",
+          "LOG_LEVEL",
+          "LOG_FORMAT"};
+}
 namespace {
 
 using namespace std::chrono_literals;

@@ -12,6 +12,10 @@
 
 namespace test_support {
 
+// Every environment variable payment_service reads: tests unset them all, so whatever the
+// developer's shell exports cannot leak into the processes under test.
+std::vector<std::string> service_environment_variables();
+
 // A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close).
 std::uint16_t free_port();
 
