@@ -110,7 +110,6 @@ void PaymentFlow::resend_in_background(MovementId id) {
 }
 
 asio::awaitable<void> PaymentFlow::resend_loop(MovementId id) {
-  ++resends_in_flight_;
   asio::steady_timer timer(executor_);
   auto delay = retry_.initial;
   for (;;) {
@@ -140,7 +139,6 @@ asio::awaitable<void> PaymentFlow::resend_loop(MovementId id) {
       spdlog::error("re-send of {} failed: {}", id, e.what());
     }
   }
-  --resends_in_flight_;
 }
 
 }  // namespace ps::app

@@ -45,8 +45,6 @@ class PaymentFlow {
   // Starts the background re-send loop of a payment whose outcome is unknown.
   void resend_in_background(MovementId id);
 
-  std::uint64_t resends_in_flight() const { return resends_in_flight_; }
-
  private:
   boost::asio::awaitable<void> resend_loop(MovementId id);
   provider::MoneyMovementRequest request_for(const Payment& p) const;
@@ -59,7 +57,6 @@ class PaymentFlow {
   RetryPolicy retry_;
   CreateRenderer render_;
   boost::asio::any_io_executor executor_;
-  std::uint64_t resends_in_flight_ = 0;  // touched only on this flow's thread
 };
 
 }  // namespace ps::app
