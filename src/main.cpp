@@ -77,7 +77,7 @@ int run(const config::Config& cfg) {
       .total_timeout = cfg.provider_timeout,
   };
 
-  http::ServerState state;
+  http::ServerState state(cfg.max_connections);
   asio::ip::tcp::endpoint endpoint(asio::ip::make_address(cfg.bind), cfg.port);
   std::vector<std::unique_ptr<Worker>> workers;
   for (unsigned i = 0; i < cfg.threads; ++i) {

@@ -71,6 +71,10 @@ std::variant<Config, Exit> parse(int argc, char** argv) {
   app.add_option("--threads", c.threads, "I/O threads (0: one per core)")
       ->envname("THREADS")
       ->check(CLI::Range(0, 256));
+  app.add_option("--max-connections", c.max_connections,
+                 "open client connections; beyond this new ones are closed at once")
+      ->envname("MAX_CONNECTIONS")
+      ->check(CLI::Range(1, 1000000));
   app.add_option("--write-queue-capacity", c.write_queue_capacity,
                  "write jobs queued before answering 503")
       ->envname("WRITE_QUEUE_CAPACITY")

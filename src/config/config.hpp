@@ -25,6 +25,7 @@ struct Config {
   std::chrono::milliseconds provider_retry_initial{500};
   std::chrono::milliseconds provider_retry_max{30000};
   unsigned threads = 0;  // 0: one per core
+  int max_connections = 10000;
   std::size_t write_queue_capacity = 16384;
   std::size_t write_batch_max = 1024;
   std::string log_level = "info";

@@ -35,7 +35,17 @@ Problem plain_problem(bhttp::status s, const char* slug, const char* title, std:
                  .extra = {}};
 }
 
+// Counts the connection for MAX_CONNECTIONS for as long as its session lives.
+struct ConnectionSlot {
+  explicit ConnectionSlot(ServerState& s) : state(s) { state.connections.fetch_add(1); }
+  ~ConnectionSlot() { state.connections.fetch_sub(1); }
+  ConnectionSlot(const ConnectionSlot&) = delete;
+  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+  ServerState& state;
+};
+
 asio::awaitable<void> session(beast::tcp_stream stream, Api& api, ServerState& state) {
+  const ConnectionSlot slot(state);
   beast::error_code ec;
   const auto peer = stream.socket().remote_endpoint(ec).address();
   if (ec) co_return;
@@ -129,6 +139,12 @@ asio::awaitable<void> Listener::accept_loop() {
       spdlog::warn("accept failed: {}", ec.message());
       asio::steady_timer pause(acceptor_.get_executor(), std::chrono::milliseconds(50));
       co_await pause.async_wait(kTuple);
+      continue;
+    }
+    if (state_.connections.load(std::memory_order_relaxed) >= state_.max_connections) {
+      // Every connection costs memory and a descriptor: refuse rather than degrade everyone.
+      beast::error_code ignored;
+      socket.close(ignored);
       continue;
     }
     asio::co_spawn(acceptor_.get_executor(),

@@ -12,8 +12,11 @@
 namespace ps::http {
 
 struct ServerState {
+  explicit ServerState(int max) : max_connections(max) {}
+  const int max_connections;          // beyond this, new connections are closed at once
   std::atomic<bool> draining{false};  // answer with Connection: close, accept nothing new
   std::atomic<int> requests_in_flight{0};
+  std::atomic<int> connections{0};
 };
 
 class Listener {

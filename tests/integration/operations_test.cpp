@@ -296,5 +296,31 @@ TEST_F(OperationsTest, ListPaymentsFiltersByAccountAndStatus) {
             (std::vector<std::int64_t>{a2}));
 }
 
+class ConnectionLimitTest : public ServiceTest {
+ protected:
+  ServiceConfig config() const override { return {{"--max-connections", "3"}, {}, {}}; }
+};
+
+TEST_F(ConnectionLimitTest, ConnectionsBeyondTheLimitAreClosedAndTheServiceRecovers) {
+  ASSERT_TRUE(HasStatus(client().get("/healthz"), 200));  // keep-alive connection 1
+  auto second = new_client();
+  auto third = new_client();
+  ASSERT_TRUE(HasStatus(second->get("/healthz"), 200));
+  ASSERT_TRUE(HasStatus(third->get("/healthz"), 200));
+  // A fourth connection is closed before it is read (the client retries once, then gives up).
+  auto fourth = new_client();
+  EXPECT_ANY_THROW(fourth->get("/healthz"));
+  // Once a connection ends, a new one is served again.
+  third.reset();
+  EXPECT_TRUE(eventually([this] {
+    try {
+      return new_client()->get("/healthz").status == 200;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }));
+  EXPECT_TRUE(HasStatus(second->get("/accounts"), 200));
+}
+
 }  // namespace
 }  // namespace integration

@@ -43,6 +43,7 @@ std::vector<std::string> service_environment_variables() {
           "PROVIDER_RETRY_INITIAL_MS",
           "PROVIDER_RETRY_MAX_MS",
           "THREADS",
+          "MAX_CONNECTIONS",
           "LOG_LEVEL",
           "LOG_FORMAT"};
 }
