@@ -55,7 +55,8 @@ TEST_F(AccountsTest, GetOneAccountAndUnknownIs404) {
   EXPECT_EQ(int_field(account, "account_id"), 1);
   EXPECT_EQ(int_field(account, "balance"), 600);
   // Same representation as in the list.
-  const auto* listed = find_account(get_accounts(), 1);
+  const auto accounts = get_accounts();
+  const auto* listed = find_account(accounts, 1);
   ASSERT_NE(listed, nullptr);
   EXPECT_EQ(json::value(*listed), json::value(account));
 
