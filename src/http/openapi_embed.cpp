@@ -6,10 +6,10 @@
 
 #include <boost/json.hpp>
 
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <iostream>
-#include <regex>
 #include <sstream>
 
 namespace json = boost::json;
@@ -23,14 +23,20 @@ json::value scalar(const YAML::Node& n) {
   if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
   if (s == "true" || s == "True" || s == "TRUE") return true;
   if (s == "false" || s == "False" || s == "FALSE") return false;
-  static const std::regex integer("[-+]?[0-9]+");
-  static const std::regex real(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
-  if (std::regex_match(s, integer)) {
-    std::int64_t v = 0;
-    const char* begin = s.data() + (s[0] == '+' ? 1 : 0);
-    if (std::from_chars(begin, s.data() + s.size(), v).ec == std::errc()) return v;
+  // Numbers: the whole scalar must parse (from_chars accepts no leading '+', so skip it).
+  const char* begin = s.data() + (s[0] == '+' ? 1 : 0);
+  const char* end = s.data() + s.size();
+  const bool numeric_start = begin != end && (std::isdigit(static_cast<unsigned char>(*begin)) ||
+                                              *begin == '.' || *begin == '-');
+  if (!numeric_start) return json::value(s);  // "inf", "nan", "yes" and the like stay strings
+  std::int64_t integer = 0;
+  if (auto [p, ec] = std::from_chars(begin, end, integer); ec == std::errc() && p == end) {
+    return integer;
   }
-  if (std::regex_match(s, real)) return std::stod(s);
+  double real = 0;
+  if (auto [p, ec] = std::from_chars(begin, end, real); ec == std::errc() && p == end) {
+    return real;
+  }
   return json::value(s);
 }
 
