@@ -1,0 +1,564 @@
+"""The scenarios of issue 3. Each one starts its own processes through a `Target` (targets.py),
+warms up, measures `repeat` times, checks correctness, and returns a plain dict:
+
+    {"key", "title", "target", "what", "variants": {name: [run, ...]},
+     "summary": {name: medians, ...}, "checks": [...], "facts": {...}, "discarded": [...]}
+
+A run is one load-tool measurement (tools.py) with rps, latency_ms, cpu_pct, foreign_cpu_pct.
+To add a scenario: subclass Scenario, implement run(), append it to SCENARIOS. To run the
+suite against another store/topology: add a Target; every scenario takes it as a parameter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+import time
+from pathlib import Path
+
+from . import checks, http, tools
+from .procs import Context, free_port, log
+from .targets import NginxStatic, ServiceOptions, Sim, Target, restart, start_with_sim
+
+
+@dataclasses.dataclass
+class Config:
+    repeat: int = 3
+    duration_s: float = 10.0
+    warmup_s: float = 3.0
+    connections: int = 64
+    wrk_threads: int = 2
+    loadgen_threads: int = 2
+    sim_threads: int = 1
+    accounts: int = 10
+    callback_payments: int = 5000
+    lifecycle_payments: int = 20000
+    lifecycle_settle_s: int = 2
+    memory_payments: int = 1_000_000
+    foreign_cpu_limit: float = 25.0
+    quick: bool = False
+
+    @classmethod
+    def quick_config(cls) -> "Config":
+        return cls(duration_s=1.5, warmup_s=0.5, callback_payments=2000,
+                   lifecycle_payments=3000, memory_payments=30_000, quick=True)
+
+
+class Bench:
+    """What every scenario gets: the run's context, configuration and target."""
+
+    def __init__(self, ctx: Context, config: Config, target: Target):
+        self.ctx = ctx
+        self.cfg = config
+        self.target = target
+
+
+def _cpu_watch(**procs) -> dict:
+    """name -> callable giving the CPU seconds of that process (group), for tools.measured."""
+    watch = {}
+    for name, p in procs.items():
+        if p is None:
+            continue
+        if hasattr(p, "procs"):  # a Service: sum over its processes
+            watch[name] = (lambda s=p: sum(x.cpu_seconds() for x in s.procs))
+        else:
+            watch[name] = (lambda x=p: x.cpu_seconds())
+    return watch
+
+
+def _open_accounts(port: int, n: int) -> list[int]:
+    """Accounts 1..n (the service creates account 1 itself)."""
+    existing = http.get_json(port, "/accounts")
+    ids = [a["account_id"] for a in existing]
+    while len(ids) < n:
+        ids.append(http.post_json(port, "/accounts", expect=(201,))["account_id"])
+    return sorted(ids)[:n]
+
+
+def _metric(values: dict, name: str) -> float:
+    return sum(v for k, v in values.items() if k == name or k.startswith(name + "{"))
+
+
+def _read_ids(path: Path) -> list[str]:
+    return [l for l in path.read_text().split() if l]
+
+
+class Scenario:
+    key = "abstract"
+    title = ""
+    what = ""
+
+    def run(self, b: Bench) -> dict:
+        raise NotImplementedError
+
+    def result(self, b: Bench, **fields) -> dict:
+        return {"key": self.key, "title": self.title, "what": self.what,
+                "target": b.target.key, "facts": {}, "discarded": [], **fields}
+
+
+class AccountsVsNginx(Scenario):
+    key = "accounts"
+    title = "1. GET /accounts vs nginx (static file, same bytes)"
+
+    def run(self, b):
+        cfg, ctx = b.cfg, b.ctx
+        self.what = (f"wrk -t{cfg.wrk_threads} -c{cfg.connections} -d{round(cfg.duration_s)}s "
+                     f"--latency, {cfg.accounts} accounts; nginx with {os.cpu_count()} worker(s) "
+                     "serves the same bytes from a file; repeats alternate service and nginx")
+        sim, svc = start_with_sim(ctx, b.target, ServiceOptions(), {"no_callbacks": True})
+        accounts = _open_accounts(svc.port, cfg.accounts)
+        seed = tools.loadgen(ctx, "payments", svc.port, 16, 1, count=max(200, 20 * cfg.accounts),
+                             accounts=accounts)
+        status, headers, body = http.request(svc.port, "GET", "/accounts")
+        if status != 200:
+            raise RuntimeError(f"GET /accounts answered {status}")
+        nginx = NginxStatic.start(ctx, body)
+        n_status, n_headers, n_body = http.request(nginx.port, "GET", "/accounts")
+        watch = _cpu_watch(service=svc, nginx=nginx.proc, simulator=sim.proc)
+
+        def one(port):
+            return lambda i: tools.measured(watch, lambda: tools.wrk(
+                ctx, port, "/accounts", cfg.connections, cfg.wrk_threads, cfg.duration_s), "wrk")
+
+        log("accounts: warm-up")
+        tools.wrk(ctx, svc.port, "/accounts", cfg.connections, cfg.wrk_threads, cfg.warmup_s)
+        tools.wrk(ctx, nginx.port, "/accounts", cfg.connections, cfg.wrk_threads, cfg.warmup_s)
+        runs = {"payment_service": [], "nginx": []}
+        discarded = []
+        for _ in range(cfg.repeat):  # alternate, so both see the same machine conditions
+            runs["payment_service"] += tools.repeated(1, "GET /accounts service", one(svc.port),
+                                                      cfg.foreign_cpu_limit, discarded=discarded)
+            runs["nginx"] += tools.repeated(1, "GET /accounts nginx", one(nginx.port),
+                                            cfg.foreign_cpu_limit, discarded=discarded)
+        _, _, body_after = http.request(svc.port, "GET", "/accounts")
+        summary = {k: tools.median_summary(v) for k, v in runs.items()}
+        summary["ratio_to_nginx"] = round(summary["payment_service"]["rps"]
+                                          / summary["nginx"]["rps"], 3)
+        summary["ratio_per_repeat"] = [round(a["rps"] / n["rps"], 3) for a, n in
+                                       zip(runs["payment_service"], runs["nginx"])]
+        # Requests per CPU-second of the server itself: the two share the cores with wrk, so
+        # this separates "the server is slower" from "the client got more of the machine".
+        for variant, proc in (("payment_service", "service"), ("nginx", "nginx")):
+            per_core = [r["rps"] / (r["cpu_pct"][proc] / 100) for r in runs[variant]
+                        if r["cpu_pct"].get(proc)]
+            summary[variant]["rps_per_server_core"] = round(statistics.median(per_core))
+        summary["per_core_ratio"] = round(summary["payment_service"]["rps_per_server_core"]
+                                          / summary["nginx"]["rps_per_server_core"], 3)
+        result_checks = [
+            seed_check(seed),
+            checks.check("nginx serves exactly the service's bytes", n_status == 200
+                         and n_body == body, f"{len(body)} bytes, Content-Type "
+                         f"{headers.get('content-type')} / {n_headers.get('content-type')}"),
+            checks.all_2xx(runs["payment_service"], "service"),
+            checks.all_2xx(runs["nginx"], "nginx"),
+            checks.check("GET /accounts unchanged by the read load", body_after == body),
+        ]
+        nginx.stop()
+        svc.stop()
+        sim.stop()
+        return self.result(b, variants=runs, summary=summary, checks=result_checks,
+                           discarded=discarded,
+                           facts={"body_bytes": len(body), "nginx_conf": nginx.conf})
+
+
+def seed_check(run: dict) -> dict:
+    return checks.all_2xx([run], "set-up payments")
+
+
+def _create_payments(b: Bench, svc, accounts, count, ids_path) -> dict:
+    run = tools.loadgen(b.ctx, "payments", svc.port, b.cfg.connections, b.cfg.loadgen_threads,
+                        count=count, accounts=accounts, ids_out=ids_path, timeout_s=3600)
+    return run
+
+
+class Callbacks(Scenario):
+    """Callbacks on existing payments; also the ablation's building block."""
+    key = "callbacks"
+    title = "2. Callbacks on existing payments (durable SQLite)"
+
+    def prepare(self, b: Bench, svc, sim, label: str) -> tuple[Path, dict, list]:
+        accounts = _open_accounts(svc.port, b.cfg.accounts)
+        ids = b.ctx.tmpdir(label) / "ids.txt"
+        made = _create_payments(b, svc, accounts, b.cfg.callback_payments, ids)
+        return ids, made, accounts
+
+    def measure(self, b: Bench, svc, sim, ids: Path, label: str, discarded: list,
+                repeat: int) -> list[dict]:
+        cfg = b.cfg
+        watch = _cpu_watch(service=svc, simulator=sim.proc)
+
+        def one(i):
+            before = svc.metrics()
+            r = tools.measured(watch, lambda: tools.loadgen(
+                b.ctx, "callbacks", svc.port, cfg.connections, cfg.loadgen_threads,
+                duration_s=cfg.duration_s, ids_in=ids), "loadgen")
+            after = svc.metrics()
+            commits = _metric(after, "payment_service_commits_total") - _metric(
+                before, "payment_service_commits_total")
+            jobs = _metric(after, "payment_service_committed_jobs_total") - _metric(
+                before, "payment_service_committed_jobs_total")
+            r["commits"] = int(commits)
+            r["jobs_per_commit"] = round(jobs / commits, 1) if commits else None
+            return r
+
+        return tools.repeated(repeat, label, one, cfg.foreign_cpu_limit, discarded=discarded)
+
+    def verify(self, b: Bench, svc, runs, warm, made, ids, discarded) -> list[dict]:
+        metrics = svc.metrics()
+        applied = _metric(metrics, "payment_service_callbacks_applied_total")
+        answered = sum(int(r["status_counts"].get("201", 0)) for r in runs + [warm] + discarded)
+        api_accounts = http.get_json(svc.port, "/accounts")
+        out = [
+            seed_check(made),
+            checks.check("every created payment has an id", len(_read_ids(ids))
+                         == b.cfg.callback_payments, f"{len(_read_ids(ids)):,} ids"),
+            checks.all_2xx(runs + [warm], "callbacks"),
+            checks.check("callbacks answered 201 = callbacks applied (/metrics)",
+                         answered == applied, f"{answered:,} answered, {applied:,.0f} applied"),
+        ]
+        db = b.target.database_path(svc)
+        if db is not None:
+            out += checks.ledger_invariants(db, api_accounts)
+        return out
+
+    def run(self, b):
+        cfg = b.cfg
+        self.what = (f"{cfg.callback_payments:,} payments created through the simulator "
+                     "(--no-callbacks, time_to_settle 3600 s), then `loadgen callbacks "
+                     f"-c {cfg.connections} -t {cfg.loadgen_threads} -d {cfg.duration_s:g}` "
+                     "over their ids (statuses alternate pending/posted, amounts vary)")
+        sim, svc = start_with_sim(b.ctx, b.target, ServiceOptions(), {"no_callbacks": True})
+        ids, made, _ = self.prepare(b, svc, sim, "callbacks")
+        log("callbacks: warm-up")
+        warm = tools.loadgen(b.ctx, "callbacks", svc.port, cfg.connections, cfg.loadgen_threads,
+                             duration_s=cfg.warmup_s, ids_in=ids)
+        discarded = []
+        runs = self.measure(b, svc, sim, ids, "callbacks", discarded, cfg.repeat)
+        result_checks = self.verify(b, svc, runs, warm, made, ids, discarded)
+        svc.stop()
+        sim.stop()
+        return self.result(b, variants={"group commit (default)": runs},
+                           summary={"group commit (default)": tools.median_summary(runs)},
+                           checks=result_checks, discarded=discarded)
+
+
+def self_repeat(b: Bench, label: str, fn, discarded: list) -> list[dict]:
+    return tools.repeated(b.cfg.repeat, label, fn, b.cfg.foreign_cpu_limit, discarded=discarded)
+
+
+class Ablation(Callbacks):
+    key = "ablation"
+    title = "5. Ablation: group commit vs one commit per request (callbacks, durable)"
+
+    def run(self, b):
+        cfg = b.cfg
+        self.what = ("scenario 2 twice in the same run, on two services sharing one simulator: "
+                     "the default (--write-batch-max 1024) and --write-batch-max 1 (a commit "
+                     "and an fsync per callback); repeats alternate between them")
+        variants = {"group commit (default)": ServiceOptions(),
+                    "one commit per request": ServiceOptions(write_batch_max=1)}
+        first_sim, first = start_with_sim(b.ctx, b.target, variants["group commit (default)"],
+                                          {"no_callbacks": True})
+        # The simulator sends no callbacks here, so the second service can share it.
+        second = None
+        for _ in range(4):
+            try:
+                second = b.target.start(b.ctx, free_port(), first_sim.url,
+                                        variants["one commit per request"])
+                break
+            except Exception as e:
+                log(f"ablation: second service did not start ({e}); retrying")
+        if second is None:
+            raise RuntimeError("ablation: could not start the one-commit service")
+        services = {"group commit (default)": first, "one commit per request": second}
+        prepared = {}
+        for name, svc in services.items():
+            prepared[name] = self.prepare(b, svc, first_sim, "ablation")
+        warm = {}
+        for name, svc in services.items():
+            log(f"ablation: warm-up {name}")
+            warm[name] = tools.loadgen(b.ctx, "callbacks", svc.port, cfg.connections,
+                                       cfg.loadgen_threads, duration_s=cfg.warmup_s,
+                                       ids_in=prepared[name][0])
+        runs = {name: [] for name in services}
+        discarded = []
+        for _ in range(cfg.repeat):  # alternate, so both see the same machine conditions
+            for name, svc in services.items():
+                runs[name] += self.measure(b, svc, first_sim, prepared[name][0], name,
+                                           discarded, 1)
+        result_checks = []
+        for name, svc in services.items():
+            for c in self.verify(b, svc, runs[name], warm[name], prepared[name][1],
+                                 prepared[name][0],
+                                 [d for d in discarded if d["label"] == name]):
+                result_checks.append({**c, "what": f"{name}: {c['what']}"})
+        summary = {name: tools.median_summary(r) for name, r in runs.items()}
+        for name, r in runs.items():
+            jpc = [x["jobs_per_commit"] for x in r if x["jobs_per_commit"] is not None]
+            summary[name]["jobs_per_commit"] = statistics.median(jpc) if jpc else None
+        summary["ratio"] = round(summary["group commit (default)"]["rps"]
+                                 / summary["one commit per request"]["rps"], 2)
+        summary["ratio_per_repeat"] = [round(g["rps"] / o["rps"], 2) for g, o in zip(
+            runs["group commit (default)"], runs["one commit per request"])]
+        for svc in services.values():
+            svc.stop()
+        first_sim.stop()
+        return self.result(b, variants=runs, summary=summary, checks=result_checks,
+                           discarded=discarded)
+
+
+class Payments(Scenario):
+    key = "payments"
+    title = "3. POST /payments through the simulator (no callbacks)"
+
+    def run(self, b):
+        cfg, ctx = b.cfg, b.ctx
+        self.what = (f"`loadgen payments -c {cfg.connections} -t {cfg.loadgen_threads} "
+                     f"-d {cfg.duration_s:g}` over {cfg.accounts} accounts; the simulator answers "
+                     "201 and sends no callbacks; durable SQLite")
+        sim, svc = start_with_sim(ctx, b.target, ServiceOptions(),
+                                  {"no_callbacks": True, "threads": cfg.sim_threads})
+        accounts = _open_accounts(svc.port, cfg.accounts)
+        watch = _cpu_watch(service=svc, simulator=sim.proc)
+        log("payments: warm-up")
+        warm = tools.loadgen(ctx, "payments", svc.port, cfg.connections, cfg.loadgen_threads,
+                             duration_s=cfg.warmup_s, accounts=accounts, seed=1000)
+        discarded = []
+        runs = self_repeat(b, "POST /payments", lambda i: tools.measured(
+            watch, lambda: tools.loadgen(ctx, "payments", svc.port, cfg.connections,
+                                         cfg.loadgen_threads, duration_s=cfg.duration_s,
+                                         accounts=accounts, seed=1 + i), "loadgen"), discarded)
+        truth = sim.truth()
+        api_accounts = http.get_json(svc.port, "/accounts")
+        created = sum(int(r["status_counts"].get("201", 0)) for r in runs + [warm] + discarded)
+        result_checks = [
+            checks.all_2xx(runs + [warm], "payments"),
+            checks.check("payments answered 201 = movements the simulator recorded",
+                         created == len(truth["movements"]),
+                         f"{created:,} answered, {len(truth['movements']):,} recorded"),
+            checks.balances_equal_truth(api_accounts, truth),
+        ]
+        db = b.target.database_path(svc)
+        if db is not None:
+            result_checks += checks.ledger_invariants(db, api_accounts)
+        svc.stop()
+        sim.stop()
+        return self.result(b, variants={"payment_service": runs},
+                           summary={"payment_service": tools.median_summary(runs)},
+                           checks=result_checks, discarded=discarded)
+
+
+class Lifecycle(Scenario):
+    key = "lifecycle"
+    title = "4. Full lifecycle: payments with 3 callbacks each, until balances equal /truth"
+
+    def run(self, b):
+        cfg, ctx = b.cfg, b.ctx
+        n = cfg.lifecycle_payments
+        tts = cfg.lifecycle_settle_s
+        warm_n = max(500, n // 10)
+        self.what = (f"each repeat on a fresh simulator and service (durable SQLite): "
+                     f"{warm_n:,} warm-up payments, settled; then {n:,} payments "
+                     f"(`loadgen payments -c {cfg.connections} -t {cfg.loadgen_threads}` over "
+                     f"{cfg.accounts} accounts); the simulator ({cfg.sim_threads} thread(s)) "
+                     "sends exactly 3 callbacks per payment (--callbacks-min 3 --callbacks-max 3) "
+                     f"at random offsets within 0.8 x time_to_settle ({tts} s). Timed from the "
+                     "first request until /truth has in_flight 0 and every balance of GET "
+                     "/accounts equals /truth")
+        discarded = []
+        truth_checks = []
+
+        def one(i: int) -> dict:
+            sim, svc = start_with_sim(ctx, b.target, ServiceOptions(time_to_settle_seconds=tts),
+                                      {"callbacks": (3, 3), "threads": cfg.sim_threads,
+                                       "seed": 1 + i})
+            try:
+                accounts = _open_accounts(svc.port, cfg.accounts)
+                state = {"payments": 0}
+                warm = self.batch(b, sim, svc, accounts, warm_n, 1000 + i, state)
+                truth_checks.extend(warm.pop("checks"))
+                tools.wait_for_quiet(cfg.foreign_cpu_limit)
+                watch = _cpu_watch(service=svc, simulator=sim.proc)
+                r = tools.measured(watch, lambda: self.batch(b, sim, svc, accounts, n, 1 + i,
+                                                             state), "loadgen")
+                truth_checks.extend(r.pop("checks"))
+                r["warm_up_ok"] = warm["ok"]
+            finally:
+                svc.stop()
+                sim.stop()
+            db = b.target.database_path(svc)
+            if db is not None:
+                truth_checks.extend(checks.ledger_invariants(db))
+            return r
+
+        runs = self_repeat(b, "lifecycle", one, discarded)
+        result_checks = [checks.all_2xx(runs, "payments (measured batches)")]
+        result_checks += self.fold(truth_checks)
+        summary = tools.median_summary(runs)
+        for k in ("seconds_total", "seconds_sending", "send_rps", "callbacks_per_s",
+                  "tail_s"):
+            summary[k] = statistics.median(r[k] for r in runs)
+        return self.result(b, variants={"end to end": runs}, summary={"end to end": summary},
+                           checks=result_checks, discarded=discarded,
+                           facts={"payments_per_repeat": n, "time_to_settle_s": tts})
+
+    @staticmethod
+    def fold(truth_checks: list[dict]) -> list[dict]:
+        """One line per kind of check, over every batch (warm-ups and measurements) and every
+        database (one per repeat)."""
+        out = []
+        for what in dict.fromkeys(c["what"] for c in truth_checks):
+            same = [c for c in truth_checks if c["what"] == what]
+            bad = [c for c in same if not c["ok"]]
+            out.append(checks.check(f"{what} (checked {len(same)} times)", not bad,
+                                    bad[0]["detail"] if bad else same[-1]["detail"]))
+        return out
+
+    def batch(self, b: Bench, sim: Sim, svc, accounts, count: int, seed: int,
+              state: dict) -> dict:
+        """Sends `count` payments and waits until the simulator has nothing in flight. The end
+        is taken as soon as the service's counters show every expected callback applied and
+        the next /truth confirms in_flight 0; otherwise (a callback the simulator gave up on)
+        when a /truth poll (every 250 ms) shows in_flight 0."""
+        cfg = b.cfg
+        expected_callbacks = 3 * (state["payments"] + count)
+        t0 = time.monotonic()
+        r = tools.loadgen(b.ctx, "payments", svc.port, cfg.connections, cfg.loadgen_threads,
+                          count=count, accounts=accounts, seed=seed)
+        sent = time.monotonic() - t0
+        state["payments"] += sum(int(r["status_counts"].get(k, 0)) for k in ("201", "202"))
+        deadline = time.monotonic() + 3 * cfg.lifecycle_settle_s + 60
+        t_counters = None
+        trust_counters = True
+        next_truth = time.monotonic() + 0.25
+        while True:
+            now = time.monotonic()
+            if t_counters is None and trust_counters:
+                m = svc.metrics()
+                seen = _metric(m, "payment_service_callbacks_applied_total") + _metric(
+                    m, "payment_service_callbacks_late_total")
+                if seen >= expected_callbacks:
+                    t_counters = now
+            if t_counters is not None or now >= next_truth:
+                truth = sim.truth()
+                if truth["in_flight"] == 0:
+                    t_end = t_counters if t_counters is not None else time.monotonic()
+                    break
+                next_truth = time.monotonic() + 0.25
+                if t_counters is not None:  # counted more than acknowledged: poll /truth only
+                    t_counters = None
+                    trust_counters = False
+            if now > deadline:
+                raise RuntimeError(f"lifecycle: in_flight {truth['in_flight']} after the "
+                                   f"deadline; counters {truth['counters']}")
+            time.sleep(0.01)
+        total = t_end - t0
+        api_accounts = http.get_json(svc.port, "/accounts")
+        c = truth["counters"]
+        r.update({
+            "payments": count,
+            "seconds_total": round(total, 3),
+            "seconds_sending": round(sent, 3),
+            "tail_s": round(total - sent, 3),
+            "send_rps": r["rps"],
+            "rps": round(count / total, 1),
+            "callbacks_per_s": round(3 * count / total, 1),
+            "callbacks_gave_up": c["callback_gave_up"],
+            "checks": [
+                checks.balances_equal_truth(api_accounts, truth),
+                checks.check("simulator: no callback accepted after its deadline "
+                             "(late_answered_other 0)", c["late_answered_other"] == 0, str(c)),
+            ],
+        })
+        return r
+
+
+class Memory(Scenario):
+    key = "memory"
+    title = "6. Memory and start-up"
+
+    def run(self, b):
+        cfg, ctx = b.cfg, b.ctx
+        m = cfg.memory_payments
+        self.what = (f"RSS (VmRSS) of the idle service on an empty database; then {m:,} payments "
+                     "pumped through the real service and simulator (`loadgen payments`, "
+                     "--no-callbacks, DATABASE_DURABLE=false for the fill only); then the "
+                     f"service restarted {cfg.repeat} times on that database (durable): start-up "
+                     "= process start until GET /healthz answers 200; RSS 1 s after start; "
+                     "then RSS after a short GET /payments + callbacks load")
+        state = b.target.new_state(ctx)
+        durable = ServiceOptions()
+        sim, svc = start_with_sim(ctx, b.target, durable,
+                                  {"no_callbacks": True, "threads": cfg.sim_threads}, state=state)
+        time.sleep(1)
+        facts = {"rss_idle_empty_kb": svc.rss_kb(), "startup_empty_s": round(svc.startup_s, 4)}
+        accounts = _open_accounts(svc.port, cfg.accounts)
+
+        log(f"memory: filling the database with {m:,} payments")
+        svc = restart(ctx, b.target, svc, sim, ServiceOptions(durable=False))
+        ids = ctx.tmpdir("memory") / "ids.txt"
+        t0 = time.monotonic()
+        fill = tools.loadgen(ctx, "payments", svc.port, cfg.connections, cfg.loadgen_threads,
+                             count=m, accounts=accounts, ids_out=ids, timeout_s=3600)
+        facts["fill_seconds"] = round(time.monotonic() - t0, 1)
+        facts["fill_rps"] = fill["rps"]
+        facts["rss_after_fill_kb"] = svc.rss_kb()
+
+        startups, rss = [], []
+        for i in range(cfg.repeat):
+            svc = restart(ctx, b.target, svc, sim, durable)
+            startups.append(round(svc.startup_s, 4))
+            time.sleep(1)
+            rss.append(svc.rss_kb())
+            log(f"memory: start-up {svc.startup_s * 1000:.0f} ms, idle RSS {rss[-1] / 1024:.1f} MB")
+        facts["startup_s"] = startups
+        facts["rss_idle_full_kb"] = rss
+        db = b.target.database_path(svc)
+        if db is not None:
+            facts["database_bytes"] = sum(p.stat().st_size for p in db.parent.iterdir()
+                                          if p.name.startswith(db.name))
+
+        load_s = max(1.0, cfg.duration_s / 2)
+        log("memory: GET /payments and callbacks load")
+        reads = tools.wrk(ctx, svc.port, "/payments?limit=100", cfg.connections,
+                          cfg.wrk_threads, load_s)
+        reads_account = tools.wrk(ctx, svc.port, f"/payments?account_id={accounts[-1]}&limit=100",
+                                  cfg.connections, cfg.wrk_threads, load_s)
+        cbs = tools.loadgen(ctx, "callbacks", svc.port, cfg.connections, cfg.loadgen_threads,
+                            duration_s=load_s, ids_in=ids)
+        time.sleep(0.5)
+        facts["rss_after_load_kb"] = svc.rss_kb()
+        facts["load"] = {"GET /payments?limit=100": _brief(reads),
+                         "GET /payments?account_id=N&limit=100": _brief(reads_account),
+                         "callbacks": _brief(cbs)}
+        api_accounts = http.get_json(svc.port, "/accounts")
+        result_checks = [
+            checks.all_2xx([fill], "fill"),
+            checks.check("every filled payment has an id", len(_read_ids(ids)) == m,
+                         f"{len(_read_ids(ids)):,} ids"),
+            checks.all_2xx([reads, reads_account, cbs], "load after restart"),
+        ]
+        svc.stop()
+        sim.stop()
+        if db is not None:
+            stored = checks.count_payments(db)
+            result_checks.append(checks.check(f"database holds {m:,} payments", stored == m,
+                                              f"{stored:,}"))
+            result_checks += checks.ledger_invariants(db, api_accounts)
+        summary = {
+            "rss_idle_empty_mb": round(facts["rss_idle_empty_kb"] / 1024, 1),
+            "rss_idle_full_mb": round(statistics.median(rss) / 1024, 1),
+            "startup_ms": round(statistics.median(startups) * 1000, 1),
+            "rss_after_load_mb": round(facts["rss_after_load_kb"] / 1024, 1),
+            "payments_stored": m,
+        }
+        return self.result(b, variants={}, summary=summary, checks=result_checks, facts=facts)
+
+
+def _brief(run: dict) -> dict:
+    return {"rps": run["rps"], "p50_ms": run["latency_ms"]["p50"],
+            "p99_ms": run["latency_ms"]["p99"], "requests": run["requests"]}
+
+
+SCENARIOS = [AccountsVsNginx(), Callbacks(), Payments(), Lifecycle(), Ablation(), Memory()]

@@ -1,0 +1,284 @@
+#!/usr/bin/python3
+"""Benchmark suite of payment_service (issue 3). Usually started through `scripts/bench`, which
+builds the Release binaries first. Standard library only.
+
+    bench/run.py [--quick] [--repeat N] [--only accounts,callbacks,...] [--target sqlite]
+    bench/run.py --report-only bench/results/ID.json
+
+Writes bench/results/ID.json (+ ID.md, ID.png) and, for a full run of every scenario,
+docs/benchmarks.md and docs/benchmarks.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+
+from benchlib import report  # noqa: E402
+from benchlib.procs import Context, log  # noqa: E402
+from benchlib.scenarios import SCENARIOS, Bench, Config  # noqa: E402
+from benchlib.targets import TARGETS  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+ANALYSIS = REPO / "bench" / "analysis.md"
+
+
+def _sh(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+        return (done.stdout + done.stderr).strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def fsync_probe(directory: Path, writes: int = 300) -> dict:
+    """Latency of a 4 KiB write + fdatasync on the file system of the databases: what one
+    durable commit costs at least. A fast (cached) virtual disk makes one commit per request
+    cheap, and so narrows the gap that group commit can open."""
+    path = directory / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    lat = []
+    try:
+        for i in range(writes):
+            os.pwrite(fd, b"x" * 4096, (i % 16) * 4096)
+            t = time.perf_counter()
+            os.fdatasync(fd)
+            lat.append(time.perf_counter() - t)
+    finally:
+        os.close(fd)
+        path.unlink()
+    lat.sort()
+    return {"p50_us": round(lat[len(lat) // 2] * 1e6), "p99_us": round(lat[int(len(lat) * 0.99)]
+                                                                       * 1e6)}
+
+
+def cmake_build_type(bin_dir: Path) -> str:
+    cache = bin_dir.parent / "CMakeCache.txt"
+    if cache.exists():
+        for line in cache.read_text(errors="replace").splitlines():
+            if line.startswith("CMAKE_BUILD_TYPE:"):
+                return line.split("=", 1)[1]
+    return "?"
+
+
+def _fs_type(path: Path) -> str:
+    best, fs = "", "?"
+    for line in Path("/proc/mounts").read_text().splitlines():
+        parts = line.split()
+        if str(path).startswith(parts[1]) and len(parts[1]) > len(best):
+            best, fs = parts[1], f"{parts[2]} on {parts[0]}"
+    return fs
+
+
+def machine_facts(build_type: str) -> dict:
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kb = int(f.readline().split()[1])
+    os_name = "?"
+    if Path("/etc/os-release").exists():
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                os_name = line.split("=", 1)[1].strip('"')
+    commit = _sh(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+    dirty = _sh(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no",
+                 "--", "src", "tools"])
+    wrk_v = _sh(["wrk", "-v"]).splitlines()[0].split(" Copyright")[0]
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
+        "os": os_name,
+        "commit": commit + (" (with uncommitted changes in src/ or tools/)" if dirty else ""),
+        "build": f"CMAKE_BUILD_TYPE={build_type}",
+        "tools": f"{_sh(['nginx', '-v']).replace('nginx version: ', '')}, {wrk_v}, "
+                 f"Python {platform.python_version()}",
+        "loadavg": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+    }
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 1.5 s measurements, small data sets")
+    p.add_argument("--repeat", type=int, help="measurements per scenario (default 3)")
+    p.add_argument("--duration", type=float, help="seconds per measurement (default 10)")
+    p.add_argument("--warmup", type=float, help="seconds of warm-up (default 3)")
+    p.add_argument("--only", help="comma-separated scenarios: "
+                   + ",".join(s.key for s in SCENARIOS))
+    p.add_argument("--target", default="sqlite", choices=sorted(TARGETS),
+                   help="store/topology under test (default sqlite)")
+    p.add_argument("--accounts", type=int, help="accounts used by the load (default 10)")
+    p.add_argument("--callback-payments", type=int,
+                   help="payments that receive callbacks in scenarios 2 and 5 (default 5000)")
+    p.add_argument("--lifecycle-payments", type=int, help="payments per lifecycle repeat "
+                   "(default 20000)")
+    p.add_argument("--lifecycle-settle", type=int, help="time_to_settle_seconds of the "
+                   "lifecycle (default 2)")
+    p.add_argument("--memory-payments", type=int, help="payments stored for the memory "
+                   "scenario (default 1000000)")
+    p.add_argument("--loadgen-threads", type=int, help="loadgen threads (default 2)")
+    p.add_argument("--wrk-threads", type=int, help="wrk threads (default 2)")
+    p.add_argument("--sim-threads", type=int, help="simulator threads (default 1)")
+    p.add_argument("--foreign-cpu-limit", type=float,
+                   help="re-measure a repeat when other processes used more than this percent "
+                        "of a core (default 25)")
+    p.add_argument("--docs", dest="docs", action="store_true", default=None,
+                   help="write docs/benchmarks.md and .png (default: full runs of every "
+                        "scenario only)")
+    p.add_argument("--no-docs", dest="docs", action="store_false")
+    p.add_argument("--bin-dir", default=str(REPO / "build" / "bin"))
+    p.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory")
+    p.add_argument("--report-only", metavar="RESULTS_JSON",
+                   help="only render docs from an existing results file")
+    return p.parse_args(argv)
+
+
+def make_config(args) -> Config:
+    cfg = Config.quick_config() if args.quick else Config()
+    overrides = {
+        "repeat": args.repeat, "duration_s": args.duration, "warmup_s": args.warmup,
+        "accounts": args.accounts, "callback_payments": args.callback_payments,
+        "lifecycle_payments": args.lifecycle_payments,
+        "lifecycle_settle_s": args.lifecycle_settle, "memory_payments": args.memory_payments,
+        "loadgen_threads": args.loadgen_threads, "wrk_threads": args.wrk_threads,
+        "sim_threads": args.sim_threads, "foreign_cpu_limit": args.foreign_cpu_limit,
+    }
+    return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def write_outputs(results: dict, docs: bool) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rid = results["id"]
+    (RESULTS / f"{rid}.json").write_text(json.dumps(results, indent=1) + "\n")
+    analysis = ANALYSIS.read_text() if (docs and ANALYSIS.exists()) else None
+    png = RESULTS / f"{rid}.png"
+    have_chart = report.chart(results, png, RESULTS)
+    md = report.render(results, png.name if have_chart else None, analysis)
+    (RESULTS / f"{rid}.md").write_text(md)
+    log(f"results: {RESULTS / rid}.json, .md" + (", .png" if have_chart else ""))
+    if docs:
+        docs_dir = REPO / "docs"
+        if have_chart:
+            shutil.copyfile(png, docs_dir / "benchmarks.png")
+        (docs_dir / "benchmarks.md").write_text(
+            report.render(results, "benchmarks.png" if have_chart else None, analysis))
+        log("wrote docs/benchmarks.md and docs/benchmarks.png")
+
+
+def main(argv) -> int:
+    args = parse_args(argv)
+    if args.report_only:
+        results = json.loads(Path(args.report_only).read_text())
+        write_outputs(results, docs=args.docs is not False)
+        return 0
+
+    cfg = make_config(args)
+    chosen = SCENARIOS
+    if args.only:
+        keys = [k.strip() for k in args.only.split(",") if k.strip()]
+        unknown = set(keys) - {s.key for s in SCENARIOS}
+        if unknown:
+            print(f"unknown scenario(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+            return 2
+        chosen = [s for s in SCENARIOS if s.key in keys]
+    docs = args.docs if args.docs is not None else (not cfg.quick and not args.only)
+    for tool in ("wrk", "nginx", "gnuplot"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is missing: run scripts/install-deps", file=sys.stderr)
+            return 2
+    for binary in ("payment_service", "payment_provider_sim", "loadgen"):
+        if not (Path(args.bin_dir) / binary).exists():
+            print(f"{args.bin_dir}/{binary} is missing: run scripts/bench (it builds)",
+                  file=sys.stderr)
+            return 2
+
+    # SIGTERM/SIGHUP end the run like Ctrl-C: the finally blocks stop every process.
+    def interrupted(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGHUP, interrupted)
+
+    rid = time.strftime("%Y%m%d-%H%M%S") + ("-quick" if cfg.quick else "")
+    results = {
+        "id": rid,
+        "command": "scripts/bench " + " ".join(argv),
+        "target": f"{args.target}: {TARGETS[args.target].description}",
+        "config": dataclasses.asdict(cfg),
+        "machine": machine_facts(cmake_build_type(Path(args.bin_dir))),
+        "scenarios": {},
+    }
+    ctx = Context(REPO, Path(args.bin_dir), keep_tmp=args.keep_tmp)
+    started = time.monotonic()
+    failed = False
+    try:
+        # Others may rebuild build/ while this runs: measure a private copy of the binaries.
+        snapshot = ctx.tmpdir("bin")
+        for binary in ("payment_service", "payment_provider_sim", "loadgen"):
+            shutil.copy2(Path(args.bin_dir) / binary, snapshot / binary)
+        ctx.bin_dir = snapshot
+        fsync = fsync_probe(ctx.root)
+        results["machine"]["fsync"] = (
+            f"4 KiB write + fdatasync in {Path(tempfile.gettempdir())} ({_fs_type(ctx.root)}): "
+            f"p50 {fsync['p50_us']} us, p99 {fsync['p99_us']} us")
+        bench = Bench(ctx, cfg, TARGETS[args.target])
+        for scenario in chosen:
+            log(f"=== {scenario.title}")
+            t0 = time.monotonic()
+            try:
+                res = scenario.run(bench)
+            except KeyboardInterrupt:
+                raise
+            except Exception:
+                failed = True
+                res = {"key": scenario.key, "title": scenario.title, "target": args.target,
+                       "error": traceback.format_exc()}
+                log(f"{scenario.key} failed:\n{res['error']}")
+            finally:
+                ctx.stop_all()  # whatever the scenario left running
+            res["wall_s"] = round(time.monotonic() - t0, 1)
+            bad = [c for c in res.get("checks", []) if not c["ok"]]
+            for c in bad:
+                log(f"CHECK FAILED: {c['what']}: {c['detail']}")
+            failed = failed or bool(bad)
+            results["scenarios"][scenario.key] = res
+            log(f"{scenario.key}: done in {res['wall_s']:.0f} s")
+    except KeyboardInterrupt as e:
+        log(f"interrupted ({e}); stopping every process")
+        return 130
+    finally:
+        ctx.close()
+    results["wall_s"] = round(time.monotonic() - started, 1)
+    if failed and docs:
+        log("a scenario failed or a check failed: docs/ left unchanged")
+        docs = False
+    write_outputs(results, docs)
+    for t in report.evaluate(results):
+        log(f"target: {t['target']}: {t['measured']} -> "
+            f"{ {True: 'met', False: 'NOT met', None: 'not evaluated'}[t['met']] }")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
