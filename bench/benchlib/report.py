@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 from pathlib import Path
 
@@ -92,15 +93,16 @@ def _runs_table(variants: dict, extra_cols: list[tuple[str, str]] = ()) -> list[
             for k in r.get("cpu_pct", {}):
                 if k not in names:
                     names.append(k)
-    head = ["variant", "run", "requests/s", "p50 ms", "p90 ms", "p99 ms", "max ms"]
+    head = ["variant", "run", "requests/s", "p50 ms", "p90 ms", "p99 ms", "max ms",
+            "server CPU us/request"]
     head += [h for h, _ in extra_cols]
     head += [f"CPU {n}" for n in names] + ["CPU others", "requests"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    import statistics
     for variant, runs in variants.items():
         for i, r in enumerate(runs, 1):
             row = [variant, str(i), _fmt_rps(r["rps"])]
             row += [f"{r['latency_ms'][k]:.2f}" for k in ("p50", "p90", "p99", "max")]
+            row.append(str(r.get("server_cpu_us_per_request", "")))
             row += [str(r.get(k, "")) for _, k in extra_cols]
             row += [_cpu_cell(r, n) for n in names]
             row += [f"{r.get('foreign_cpu_pct', 0):.0f}%", f"{r['requests']:,}"]
@@ -110,6 +112,9 @@ def _runs_table(variants: dict, extra_cols: list[tuple[str, str]] = ()) -> list[
             row = [f"**{variant}**", "**median**", f"**{_fmt_rps(med(lambda r: r['rps']))}**"]
             row += [f"**{med(lambda r, k=k: r['latency_ms'][k]):.2f}**"
                     for k in ("p50", "p90", "p99", "max")]
+            vals = [r["server_cpu_us_per_request"] for r in runs
+                    if "server_cpu_us_per_request" in r]
+            row.append(f"{statistics.median(vals):g}" if vals else "")
             for _, k in extra_cols:
                 vals = [r.get(k) for r in runs if isinstance(r.get(k), (int, float))]
                 row.append(f"{statistics.median(vals):g}" if vals else "")

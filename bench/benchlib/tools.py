@@ -112,6 +112,12 @@ def measured(watch: dict[str, Callable[[], float]], fn: Callable[[], dict],
     result["machine_busy_pct"] = round(busy, 1)
     result["machine_capacity_pct"] = 100 * (os.cpu_count() or 1)
     result["foreign_cpu_pct"] = round(max(0.0, busy - sum(cpu.values())), 1)
+    # CPU time of the server under test per request it answered: what a request costs,
+    # independent of how the machine was shared with the client.
+    for server in ("service", "nginx"):
+        if server in watch and result.get("requests"):
+            spent = after[server] - before[server]
+            result["server_cpu_us_per_request"] = round(1e6 * spent / result["requests"], 1)
     return result
 
 
@@ -172,6 +178,9 @@ def median_summary(runs: list[dict]) -> dict:
         "max_ms": med([r["latency_ms"]["max"] for r in runs]),
         "repeats": len(runs),
     }
+    per_req = [r["server_cpu_us_per_request"] for r in runs if "server_cpu_us_per_request" in r]
+    if per_req:
+        out["server_cpu_us_per_request"] = round(statistics.median(per_req), 1)
     if all("cpu_pct" in r for r in runs):
         keys = runs[0]["cpu_pct"].keys()
         out["cpu_pct"] = {k: round(statistics.median(r["cpu_pct"].get(k, 0) for r in runs), 1)
