@@ -36,7 +36,7 @@ def evaluate(results: dict) -> list[dict]:
     a = sc.get("accounts")
     if _ok(a):
         ratio = a["summary"]["ratio_to_nginx"]
-        add("accounts_ratio", f"{ratio:.0%} ({a['summary']['payment_service']['rps']:,.0f} vs "
+        add("accounts_ratio", f"{ratio:.1%} ({a['summary']['payment_service']['rps']:,.0f} vs "
             f"{a['summary']['nginx']['rps']:,.0f}/s)", ratio >= 0.8)
         p99 = a["summary"]["payment_service"]["p99_ms"]
         add("accounts_p99", f"{p99:.2f} ms", p99 < 5)
@@ -235,11 +235,11 @@ def render(results: dict, png_name: str | None, analysis: str | None) -> str:
                  ("wall time of the run", f"{results['wall_s']:.0f} s")]:
         out.append(f"| {k} | {v} |")
     out += ["", "## How to run", "", "```sh",
-            "scripts/bench            # full suite (~10 min on 2 cores): builds Release, runs "
-            "every scenario,",
+            "scripts/bench            # full suite (~6 min on 2 cores, plus the build): builds "
+            "Release, runs every scenario,",
             "                         # writes bench/results/<id>.json and regenerates this "
             "page and benchmarks.png",
-            "scripts/bench --quick    # smoke run (~2 min): short durations, small data; "
+            "scripts/bench --quick    # smoke run (~1.5 min): short durations, small data; "
             "writes bench/results/ only",
             "scripts/bench --only accounts,callbacks --repeat 5   # a subset, more repeats",
             "bench/run.py --report-only bench/results/<id>.json  # re-render this page from "

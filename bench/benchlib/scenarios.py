@@ -117,9 +117,10 @@ class AccountsVsNginx(Scenario):
         n_status, n_headers, n_body = http.request(nginx.port, "GET", "/accounts")
         watch = _cpu_watch(service=svc, nginx=nginx.proc, simulator=sim.proc)
 
-        def one(port):
+        def one(port, server):
             return lambda i: tools.measured(watch, lambda: tools.wrk(
-                ctx, port, "/accounts", cfg.connections, cfg.wrk_threads, cfg.duration_s), "wrk")
+                ctx, port, "/accounts", cfg.connections, cfg.wrk_threads, cfg.duration_s), "wrk",
+                server)
 
         log("accounts: warm-up")
         tools.wrk(ctx, svc.port, "/accounts", cfg.connections, cfg.wrk_threads, cfg.warmup_s)
@@ -127,10 +128,12 @@ class AccountsVsNginx(Scenario):
         runs = {"payment_service": [], "nginx": []}
         discarded = []
         for _ in range(cfg.repeat):  # alternate, so both see the same machine conditions
-            runs["payment_service"] += tools.repeated(1, "GET /accounts service", one(svc.port),
-                                                      cfg.foreign_cpu_limit, discarded=discarded)
-            runs["nginx"] += tools.repeated(1, "GET /accounts nginx", one(nginx.port),
-                                            cfg.foreign_cpu_limit, discarded=discarded)
+            runs["payment_service"] += tools.repeated(
+                1, "GET /accounts service", one(svc.port, "service"), cfg.foreign_cpu_limit,
+                discarded=discarded)
+            runs["nginx"] += tools.repeated(
+                1, "GET /accounts nginx", one(nginx.port, "nginx"), cfg.foreign_cpu_limit,
+                discarded=discarded)
         _, _, body_after = http.request(svc.port, "GET", "/accounts")
         summary = {k: tools.median_summary(v) for k, v in runs.items()}
         summary["ratio_to_nginx"] = round(summary["payment_service"]["rps"]

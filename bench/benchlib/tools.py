@@ -89,7 +89,7 @@ def loadgen(ctx: Context, mode: str, port: int, connections: int, threads: int,
 
 
 def measured(watch: dict[str, Callable[[], float]], fn: Callable[[], dict],
-             tool_name: str = "load tool") -> dict:
+             tool_name: str = "load tool", server: str = "service") -> dict:
     """Runs fn() (one load-tool run returning a dict with tool_cpu_s) and adds the CPU used by
     each watched process, by the tool, by this runner, and by everything else on the machine
     ("foreign": other users' builds and tests disturb a measurement on a 2-core machine).
@@ -112,12 +112,11 @@ def measured(watch: dict[str, Callable[[], float]], fn: Callable[[], dict],
     result["machine_busy_pct"] = round(busy, 1)
     result["machine_capacity_pct"] = 100 * (os.cpu_count() or 1)
     result["foreign_cpu_pct"] = round(max(0.0, busy - sum(cpu.values())), 1)
-    # CPU time of the server under test per request it answered: what a request costs,
-    # independent of how the machine was shared with the client.
-    for server in ("service", "nginx"):
-        if server in watch and result.get("requests"):
-            spent = after[server] - before[server]
-            result["server_cpu_us_per_request"] = round(1e6 * spent / result["requests"], 1)
+    # CPU time of the server under test (`server`, one of `watch`) per request it answered:
+    # what a request costs, independent of how the machine was shared with the client.
+    if server in watch and result.get("requests"):
+        spent = after[server] - before[server]
+        result["server_cpu_us_per_request"] = round(1e6 * spent / result["requests"], 1)
     return result
 
 
