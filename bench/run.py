@@ -134,6 +134,8 @@ def parse_args(argv):
                    help="payments that receive callbacks in scenarios 2 and 5 (default 5000)")
     p.add_argument("--lifecycle-payments", type=int, help="payments per lifecycle repeat "
                    "(default 20000)")
+    p.add_argument("--lifecycle-payments-large", type=int, help="a second, larger lifecycle "
+                   "N that shows the weight of the fixed settle tail (default 100000; 0: skip)")
     p.add_argument("--lifecycle-settle", type=int, help="time_to_settle_seconds of the "
                    "lifecycle (default 2)")
     p.add_argument("--memory-payments", type=int, help="payments stored for the memory "
@@ -161,6 +163,7 @@ def make_config(args) -> Config:
         "repeat": args.repeat, "duration_s": args.duration, "warmup_s": args.warmup,
         "accounts": args.accounts, "callback_payments": args.callback_payments,
         "lifecycle_payments": args.lifecycle_payments,
+        "lifecycle_payments_large": args.lifecycle_payments_large,
         "lifecycle_settle_s": args.lifecycle_settle, "memory_payments": args.memory_payments,
         "loadgen_threads": args.loadgen_threads, "wrk_threads": args.wrk_threads,
         "sim_threads": args.sim_threads, "foreign_cpu_limit": args.foreign_cpu_limit,
