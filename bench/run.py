@@ -109,7 +109,8 @@ def machine_facts(build_type: str) -> dict:
         "kernel": platform.release(),
         "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
         "os": os_name,
-        "commit": commit + (" (with uncommitted changes in src/ or tools/)" if dirty else ""),
+        "commit": commit + (" + uncommitted changes in " + ", ".join(
+            line.split(maxsplit=1)[-1] for line in dirty.splitlines()) if dirty else ""),
         "build": f"CMAKE_BUILD_TYPE={build_type}",
         "tools": f"{_sh(['nginx', '-v']).replace('nginx version: ', '')}, {wrk_v}, "
                  f"Python {platform.python_version()}",
