@@ -227,7 +227,7 @@ def main(argv) -> int:
     rid = time.strftime("%Y%m%d-%H%M%S") + ("-quick" if cfg.quick else "")
     results = {
         "id": rid,
-        "command": "scripts/bench " + " ".join(argv),
+        "command": " ".join(["scripts/bench"] + argv),
         "target": f"{args.target}: {TARGETS[args.target].description}",
         "config": dataclasses.asdict(cfg),
         "machine": machine_facts(cmake_build_type(Path(args.bin_dir))),

@@ -271,7 +271,7 @@ def render(results: dict, png_name: str | None, analysis: str | None) -> str:
     sc = results["scenarios"]
     if _ok(sc.get("accounts")):
         out.append(f"| 1 | ratio payment_service / nginx | "
-                   f"{sc['accounts']['summary']['ratio_to_nginx']:.2f} | | |")
+                   f"{sc['accounts']['summary']['ratio_to_nginx']:.3f} | | |")
     if _ok(sc.get("ablation")):
         out.append(f"| 5 | ratio group commit / one commit per request | "
                    f"{sc['ablation']['summary']['ratio']:.1f} | | |")
