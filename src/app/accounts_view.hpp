@@ -25,6 +25,10 @@ class AccountsView {
 
   std::shared_ptr<const AccountsSnapshot> snapshot() const { return current_.load(); }
 
+  // The version of the latest snapshot: one plain load, so a reader holding a rendering of this
+  // version can skip loading the snapshot itself (the hot path of GET /accounts).
+  std::uint64_t version() const { return version_.load(std::memory_order_acquire); }
+
   std::optional<core::Account> find(core::AccountId id) const {
     const auto s = snapshot();
     const auto it = s->accounts.find(id);
@@ -40,11 +44,14 @@ class AccountsView {
     auto next = std::make_shared<AccountsSnapshot>(*current_.load());
     next->version += 1;
     for (const auto& a : changed) next->accounts[a.account_id] = a;
+    const auto version = next->version;
     current_.store(std::move(next));
+    version_.store(version, std::memory_order_release);  // after the snapshot it announces
   }
 
  private:
   std::atomic<std::shared_ptr<const AccountsSnapshot>> current_;
+  std::atomic<std::uint64_t> version_{0};
 };
 
 }  // namespace ps::app

@@ -375,8 +375,8 @@ Response Api::list_accounts(const Request& req) {
   // The hot read path: serve the committed snapshot, rendered once per version per thread.
   thread_local std::uint64_t cached_version = 0;
   thread_local std::string cached_body;
-  const auto snapshot = ctx_.accounts.snapshot();
-  if (cached_version != snapshot->version || cached_body.empty()) {
+  if (cached_version != ctx_.accounts.version() || cached_body.empty()) {
+    const auto snapshot = ctx_.accounts.snapshot();
     json::array list;
     list.reserve(snapshot->accounts.size());
     for (const auto& [id, a] : snapshot->accounts) list.push_back(account_json(a));
