@@ -175,7 +175,11 @@ class Context:
         return path
 
     def spawn(self, name: str, argv: list[str], env: dict | None = None,
-              cwd: Path | None = None, stdout_path: Path | None = None) -> Proc:
+              cwd: Path | None = None, stdout_path: Path | None = None,
+              group_watchdog: bool = False) -> Proc:
+        """Starts a child in its own process group. PR_SET_PDEATHSIG only reaches the child
+        itself; for a child that forks workers (nginx), group_watchdog adds a small shell that
+        kills the whole group once this runner is gone, even after a kill -9."""
         self._counter += 1
         log_path = self.root / f"{self._counter:02d}-{name}.log"
         full_env = dict(os.environ)
@@ -193,6 +197,13 @@ class Context:
                 out.close()
         proc = Proc(name, popen, log_path)
         self.procs.append(proc)
+        if group_watchdog:
+            script = (f"while kill -0 {os.getpid()} 2>/dev/null && kill -0 {popen.pid} "
+                      f"2>/dev/null; do sleep 1; done; kill -9 -{popen.pid} 2>/dev/null")
+            watchdog = subprocess.Popen(["/bin/sh", "-c", script], stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=True)
+            self.procs.append(Proc(f"{name} watchdog", watchdog, log_path))
         return proc
 
     def forget(self, proc: Proc) -> None:

@@ -259,7 +259,7 @@ class NginxStatic:
             conf = _NGINX_CONF.format(workers=workers, prefix=prefix, port=port)
             (prefix / "nginx.conf").write_text(conf)
             proc = ctx.spawn("nginx", ["nginx", "-p", str(prefix), "-c",
-                                       str(prefix / "nginx.conf")])
+                                       str(prefix / "nginx.conf")], group_watchdog=True)
             try:
                 http.wait_until_200(port, "/accounts", proc, timeout=10)
                 return cls(proc, port, conf)
