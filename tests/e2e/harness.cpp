@@ -88,23 +88,6 @@ std::string str_field(const json::object& object, std::string_view key) {
   return std::string(value->get_string());
 }
 
-std::int64_t parse_timestamp_ms(std::string_view text) {
-  static const std::regex kPattern(R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$)");
-  if (!std::regex_match(text.begin(), text.end(), kPattern)) {
-    throw std::runtime_error("not an RFC 3339 UTC timestamp with milliseconds: " +
-                             std::string(text));
-  }
-  const std::string s(text);
-  std::tm tm{};
-  tm.tm_year = std::stoi(s.substr(0, 4)) - 1900;
-  tm.tm_mon = std::stoi(s.substr(5, 2)) - 1;
-  tm.tm_mday = std::stoi(s.substr(8, 2));
-  tm.tm_hour = std::stoi(s.substr(11, 2));
-  tm.tm_min = std::stoi(s.substr(14, 2));
-  tm.tm_sec = std::stoi(s.substr(17, 2));
-  return static_cast<std::int64_t>(timegm(&tm)) * 1000 + std::stoi(s.substr(20, 3));
-}
-
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())

@@ -22,6 +22,7 @@
 #include "test_support/http_client.hpp"
 #include "test_support/service_process.hpp"
 #include "test_support/temp_dir.hpp"
+#include "test_support/timestamps.hpp"
 
 namespace e2e {
 
@@ -37,8 +38,7 @@ inline constexpr int kSettleGraceSeconds = 2;
 std::int64_t as_int(const json::value& value, std::string_view what);
 std::int64_t int_field(const json::object& object, std::string_view key);
 std::string str_field(const json::object& object, std::string_view key);
-// RFC 3339 UTC with milliseconds ("2026-11-26T02:50:00.123Z") to Unix milliseconds.
-std::int64_t parse_timestamp_ms(std::string_view text);
+using test_support::parse_timestamp_ms;
 std::int64_t now_ms();
 
 // One request of a loadgen run (its --results-out line).

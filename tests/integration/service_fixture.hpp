@@ -19,6 +19,7 @@
 #include "test_support/service_process.hpp"
 #include "test_support/sqlite_reader.hpp"
 #include "test_support/temp_dir.hpp"
+#include "test_support/timestamps.hpp"
 
 namespace integration {
 
@@ -51,9 +52,8 @@ std::string to_json(const json::value& value);
 
 // ---- time helpers ----
 std::int64_t now_ms();  // Unix epoch milliseconds
-// Parses "YYYY-MM-DDTHH:MM:SS.mmmZ"; throws on anything else.
-std::int64_t parse_timestamp_ms(std::string_view text);
-bool is_rfc3339_ms(std::string_view text);
+using test_support::is_rfc3339_ms;
+using test_support::parse_timestamp_ms;
 // Polls `condition` every 20 ms until true or timeout.
 bool eventually(const std::function<bool()>& condition,
                 std::chrono::milliseconds timeout = std::chrono::milliseconds{5000});
