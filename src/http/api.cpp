@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 #include <boost/beast/http/field.hpp>
+#include <boost/beast/http/write.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 
@@ -371,19 +372,42 @@ asio::awaitable<Response> Api::get_payment(const Request& req, std::string_view 
   co_return json_response(req, status::ok, o);
 }
 
-Response Api::list_accounts(const Request& req) {
-  // The hot read path: serve the committed snapshot, rendered once per version per thread.
-  thread_local std::uint64_t cached_version = 0;
-  thread_local std::string cached_body;
-  if (cached_version != ctx_.accounts.version() || cached_body.empty()) {
+const Api::AccountsRendering& Api::accounts_rendering() {
+  // Per I/O thread: no lock, no sharing. Replaced, never mutated, so a write still sending the
+  // previous version keeps its bytes alive through its own shared_ptr.
+  thread_local AccountsRendering cache;
+  const auto version = ctx_.accounts.version();
+  if (cache.owner != this || cache.version != version || !cache.wire) {
     const auto snapshot = ctx_.accounts.snapshot();
     json::array list;
     list.reserve(snapshot->accounts.size());
     for (const auto& [id, a] : snapshot->accounts) list.push_back(account_json(a));
-    cached_body = json::serialize(list);
-    cached_version = snapshot->version;
+    cache.body = json::serialize(list);
+    std::ostringstream wire;
+    wire << make_response(status::ok, 11, true, cache.body, kJson);  // Beast's own serializer
+    cache.wire = std::make_shared<const std::string>(std::move(wire).str());
+    cache.version = snapshot->version;
+    cache.owner = this;
   }
-  return make_response(status::ok, req.version(), req.keep_alive(), cached_body, kJson);
+  return cache;
+}
+
+std::shared_ptr<const std::string> Api::prerendered(const Request& req, bool draining) {
+  if (draining || req.method() != bhttp::verb::get || req.target() != "/accounts" ||
+      req.version() != 11 || !req.keep_alive()) {
+    return nullptr;
+  }
+  const auto started = std::chrono::steady_clock::now();
+  auto wire = accounts_rendering().wire;
+  const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - started);
+  ctx_.metrics.count(Route::accounts_list, 200, static_cast<std::uint64_t>(elapsed.count()));
+  return wire;
+}
+
+Response Api::list_accounts(const Request& req) {
+  return make_response(status::ok, req.version(), req.keep_alive(), accounts_rendering().body,
+                       kJson);
 }
 
 asio::awaitable<Response> Api::open_account(const Request& req) {

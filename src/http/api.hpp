@@ -8,6 +8,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/url/params_view.hpp>
 
+#include <memory>
+#include <string>
 #include <string_view>
 
 #include "app/accounts_view.hpp"
@@ -49,7 +51,23 @@ class Api {
   // Coroutine parameters are references (see PaymentFlow::create); the caller keeps them alive.
   boost::asio::awaitable<Response> handle(const Request& req, const boost::asio::ip::address& peer);
 
+  // The hottest read, GET /accounts over HTTP/1.1 keep-alive, as the complete answer on the
+  // wire (status line, headers, body): rendered once per snapshot version per thread, so the
+  // request costs no routing, no allocation and no serializer. The same bytes `handle` would
+  // send. nullptr for every other request (and while draining): use `handle`.
+  std::shared_ptr<const std::string> prerendered(const Request& req, bool draining);
+
  private:
+  // GET /accounts of the current snapshot: the JSON body, and the whole HTTP/1.1 keep-alive
+  // answer for `prerendered`.
+  struct AccountsRendering {
+    const Api* owner = nullptr;
+    std::uint64_t version = 0;
+    std::string body;
+    std::shared_ptr<const std::string> wire;
+  };
+  const AccountsRendering& accounts_rendering();
+
   boost::asio::awaitable<Response> route(const Request& req, const boost::asio::ip::address& peer,
                                          Route& route);
 

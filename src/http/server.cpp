@@ -5,6 +5,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -90,6 +91,14 @@ asio::awaitable<void> session(beast::tcp_stream stream, Api& api, ServerState& s
       stream.expires_after(kWriteTimeout);
       co_await bhttp::async_write(stream, res, kTuple);
       break;
+    }
+
+    stream.expires_after(kWriteTimeout);
+    if (const auto wire =
+            api.prerendered(parser.get(), state.draining.load(std::memory_order_relaxed))) {
+      auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(*wire), kTuple);
+      if (wec) break;
+      continue;
     }
 
     state.requests_in_flight.fetch_add(1, std::memory_order_relaxed);

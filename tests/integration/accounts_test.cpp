@@ -48,6 +48,45 @@ TEST_F(AccountsTest, ListHasAccountOneWithBothBalanceNamePairs) {
   EXPECT_EQ(int_field(updated, "settled_balance_cents"), -2400);
 }
 
+// Keep-alive HTTP/1.1 GET /accounts is served from bytes pre-rendered per snapshot version;
+// every other form goes through the router. Both must say the same thing, and the pre-rendered
+// bytes must follow every commit at once.
+TEST_F(AccountsTest, ListIsTheSameWhateverTheConnectionAndFollowsEveryCommit) {
+  const auto expect_same = [this](const std::string& what) {
+    const auto keep_alive = client().get("/accounts");
+    ASSERT_TRUE(HasStatus(keep_alive, 200)) << what;
+    const auto http10 = client().send_raw("GET /accounts HTTP/1.0\r\nHost: x\r\n\r\n");
+    const auto closing = client().send_raw(
+        "GET /accounts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    const auto with_query = client().get("/accounts?ignored=1");
+    for (const auto* other : {&http10, &closing, &with_query}) {
+      ASSERT_TRUE(HasStatus(*other, 200)) << what;
+      EXPECT_EQ(other->body, keep_alive.body) << what;
+      EXPECT_EQ(other->header("Content-Type"), keep_alive.header("Content-Type")) << what;
+      EXPECT_EQ(other->header("Content-Length"), keep_alive.header("Content-Length")) << what;
+    }
+    EXPECT_EQ(closing.header("Connection").value_or(""), "close") << what;
+  };
+  expect_same("fresh service");
+
+  const auto listed_balances = [this] {
+    const auto accounts = get_accounts();
+    const auto* one = find_account(accounts, 1);
+    if (one == nullptr) throw std::runtime_error("account 1 is not listed");
+    return std::make_pair(int_field(*one, "balance"), int_field(*one, "settled_balance"));
+  };
+  const auto id = create_payment_id(-300);
+  EXPECT_EQ(listed_balances(), std::make_pair(std::int64_t{-300}, std::int64_t{0}));
+  expect_same("after a payment");
+  apply_callback(id, -300, "posted");
+  EXPECT_EQ(listed_balances(), std::make_pair(std::int64_t{-300}, std::int64_t{-300}));
+  const auto opened = open_account();
+  const auto accounts = get_accounts();
+  EXPECT_EQ(accounts.size(), 2U);
+  EXPECT_NE(find_account(accounts, opened), nullptr);
+  expect_same("after opening an account");
+}
+
 TEST_F(AccountsTest, GetOneAccountAndUnknownIs404) {
   create_payment_id(600);
   const auto account = get_account(1);
