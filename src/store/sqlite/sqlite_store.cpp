@@ -311,10 +311,14 @@ class SqliteStore final : public Store {
     max_movement_id_ = make("SELECT COALESCE(MAX(money_movement_id), 0) FROM payments");
     insert_payment_ = make(sql("INSERT INTO payments (", kPaymentColumns,
                                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
+    // Only the mutable columns are SET: SQLite rewrites the entries of every index whose
+    // columns appear in SET, so naming account_id would churn payments_by_account on each
+    // callback. The immutable ones are matched instead, so an attempt to change one fails.
     update_payment_ = make(
-        "UPDATE payments SET account_id = ?2, amount_cents = ?3, original_amount_cents = ?4, "
-        "merchant_name = ?5, status = ?6, created_at = ?7, updated_at = ?8, last_sent_at = ?9, "
-        "settle_deadline = ?10, callbacks_applied = ?11 WHERE money_movement_id = ?1");
+        "UPDATE payments SET amount_cents = ?3, status = ?6, updated_at = ?8, last_sent_at = ?9, "
+        "settle_deadline = ?10, callbacks_applied = ?11 WHERE money_movement_id = ?1 "
+        "AND account_id = ?2 AND original_amount_cents = ?4 AND merchant_name = ?5 "
+        "AND created_at = ?7");
     insert_event_ = make(
         "INSERT INTO events (at, kind, account_id, money_movement_id, amount_cents, status, "
         "settle_deadline, balance_after, settled_balance_after, detail) "
