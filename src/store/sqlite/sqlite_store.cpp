@@ -2,6 +2,7 @@
 
 #include <array>
 #include <chrono>
+#include <limits>
 
 namespace ps::store::sqlite {
 
@@ -165,14 +166,16 @@ class SqliteStore final : public Store {
   }
 
   std::vector<core::Payment> list_payments(const PaymentFilter& f) override {
-    // Optional filters as "(?n IS NULL OR column = ?n)": one prepared statement serves all.
-    Reset r(*list_payments_);
-    list_payments_->bind(1, f.account_id)
-        .bind(2, f.status)
-        .bind(3, f.before_id)
+    // One statement per combination of filters, each written so that SQLite can walk an index
+    // backwards from the cursor ("?n IS NULL OR ..." would make every listing a table scan).
+    auto& st = *list_payments_[(f.account_id ? 1U : 0U) | (f.status ? 2U : 0U)];
+    Reset r(st);
+    st.bind(3, f.before_id.value_or(std::numeric_limits<MovementId>::max()))
         .bind(4, std::int64_t{f.limit});
+    if (f.account_id) st.bind(1, *f.account_id);
+    if (f.status) st.bind(2, *f.status);
     std::vector<core::Payment> out;
-    while (list_payments_->step()) out.push_back(read_payment(*list_payments_));
+    while (st.step()) out.push_back(read_payment(st));
     return out;
   }
 
@@ -306,11 +309,13 @@ class SqliteStore final : public Store {
         "negative_since = ?6 WHERE account_id = ?1");
     find_payment_ =
         make(sql("SELECT ", kPaymentColumns, " FROM payments WHERE money_movement_id = ?1"));
-    list_payments_ = make(sql("SELECT ", kPaymentColumns,
-                              " FROM payments WHERE (?1 IS NULL OR account_id = ?1) "
-                              "AND (?2 IS NULL OR status = ?2) "
-                              "AND (?3 IS NULL OR money_movement_id < ?3) "
-                              "ORDER BY money_movement_id DESC LIMIT ?4"));
+    for (std::size_t filters = 0; filters < list_payments_.size(); ++filters) {
+      list_payments_[filters] =
+          make(sql(sql("SELECT ", kPaymentColumns, " FROM payments WHERE money_movement_id < ?3"),
+                   (filters & 1U) != 0 ? " AND account_id = ?1" : "",
+                   sql((filters & 2U) != 0 ? " AND status = ?2" : "",
+                       " ORDER BY money_movement_id DESC LIMIT ?4")));
+    }
     payments_with_status_ = make(sql(
         "SELECT ", kPaymentColumns, " FROM payments WHERE status = ?1 ORDER BY money_movement_id"));
     max_movement_id_ = make("SELECT COALESCE(MAX(money_movement_id), 0) FROM payments");
@@ -393,11 +398,13 @@ class SqliteStore final : public Store {
   }
 
   Connection conn_;
+  // [filters]: bit 0 account_id, bit 1 status.
+  std::array<std::unique_ptr<Statement>, 4> list_payments_;
   std::unique_ptr<Statement> begin_, commit_, rollback_, find_account_, list_accounts_,
-      max_account_id_, insert_account_, update_account_, find_payment_, list_payments_,
-      payments_with_status_, max_movement_id_, insert_payment_, update_payment_, insert_event_,
-      callback_history_, find_idempotency_, find_idempotency_for_payment_, insert_idempotency_,
-      complete_idempotency_, ping_;
+      max_account_id_, insert_account_, update_account_, find_payment_, payments_with_status_,
+      max_movement_id_, insert_payment_, update_payment_, insert_event_, callback_history_,
+      find_idempotency_, find_idempotency_for_payment_, insert_idempotency_, complete_idempotency_,
+      ping_;
 };
 
 }  // namespace
