@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
-from benchlib import report  # noqa: E402
+from benchlib import report, tools  # noqa: E402
 from benchlib.procs import Context, log  # noqa: E402
 from benchlib.scenarios import SCENARIOS, Bench, Config  # noqa: E402
 from benchlib.targets import TARGETS  # noqa: E402
@@ -37,33 +37,15 @@ RESULTS = REPO / "bench" / "results"
 ANALYSIS = REPO / "bench" / "analysis.md"
 
 
+BINARIES = ("payment_service", "payment_provider_sim", "loadgen", "libfsync_delay.so")
+
+
 def _sh(argv: list[str]) -> str:
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=20)
         return (done.stdout + done.stderr).strip()
     except (OSError, subprocess.TimeoutExpired):
         return "?"
-
-
-def fsync_probe(directory: Path, writes: int = 300) -> dict:
-    """Latency of a 4 KiB write + fdatasync on the file system of the databases: what one
-    durable commit costs at least. A fast (cached) virtual disk makes one commit per request
-    cheap, and so narrows the gap that group commit can open."""
-    path = directory / "fsync-probe"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    lat = []
-    try:
-        for i in range(writes):
-            os.pwrite(fd, b"x" * 4096, (i % 16) * 4096)
-            t = time.perf_counter()
-            os.fdatasync(fd)
-            lat.append(time.perf_counter() - t)
-    finally:
-        os.close(fd)
-        path.unlink()
-    lat.sort()
-    return {"p50_us": round(lat[len(lat) // 2] * 1e6), "p99_us": round(lat[int(len(lat) * 0.99)]
-                                                                       * 1e6)}
 
 
 def cmake_build_type(bin_dir: Path) -> str:
@@ -139,6 +121,8 @@ def parse_args(argv):
                    "N that shows the weight of the fixed settle tail (default 100000; 0: skip)")
     p.add_argument("--lifecycle-settle", type=int, help="time_to_settle_seconds of the "
                    "lifecycle (default 2)")
+    p.add_argument("--slow-flush-us", type=int, help="scenario 5 again with every fsync this "
+                   "much slower (default 200; 0: skip)")
     p.add_argument("--memory-payments", type=int, help="payments stored for the memory "
                    "scenario (default 1000000)")
     p.add_argument("--loadgen-threads", type=int, help="loadgen threads (default 2)")
@@ -165,7 +149,8 @@ def make_config(args) -> Config:
         "accounts": args.accounts, "callback_payments": args.callback_payments,
         "lifecycle_payments": args.lifecycle_payments,
         "lifecycle_payments_large": args.lifecycle_payments_large,
-        "lifecycle_settle_s": args.lifecycle_settle, "memory_payments": args.memory_payments,
+        "lifecycle_settle_s": args.lifecycle_settle, "slow_flush_us": args.slow_flush_us,
+        "memory_payments": args.memory_payments,
         "loadgen_threads": args.loadgen_threads, "wrk_threads": args.wrk_threads,
         "sim_threads": args.sim_threads, "foreign_cpu_limit": args.foreign_cpu_limit,
     }
@@ -212,7 +197,7 @@ def main(argv) -> int:
         if shutil.which(tool) is None:
             print(f"{tool} is missing: run scripts/install-deps", file=sys.stderr)
             return 2
-    for binary in ("payment_service", "payment_provider_sim", "loadgen"):
+    for binary in BINARIES:
         if not (Path(args.bin_dir) / binary).exists():
             print(f"{args.bin_dir}/{binary} is missing: run scripts/bench (it builds)",
                   file=sys.stderr)
@@ -239,10 +224,10 @@ def main(argv) -> int:
     try:
         # Others may rebuild build/ while this runs: measure a private copy of the binaries.
         snapshot = ctx.tmpdir("bin")
-        for binary in ("payment_service", "payment_provider_sim", "loadgen"):
+        for binary in BINARIES:
             shutil.copy2(Path(args.bin_dir) / binary, snapshot / binary)
         ctx.bin_dir = snapshot
-        fsync = fsync_probe(ctx.root)
+        fsync = tools.fsync_probe(ctx.root)
         results["machine"]["fsync"] = (
             f"4 KiB write + fdatasync in {Path(tempfile.gettempdir())} ({_fs_type(ctx.root)}): "
             f"p50 {fsync['p50_us']} us, p99 {fsync['p99_us']} us")

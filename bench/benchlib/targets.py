@@ -39,6 +39,7 @@ class ServiceOptions:
     settle_grace_seconds: int | None = None
     write_batch_max: int | None = None  # None: the service's default (group commit)
     threads: int | None = None  # None: one per core
+    flush_delay_us: int = 0  # > 0: every fsync takes this much longer (libfsync_delay.so)
 
 
 @dataclasses.dataclass
@@ -86,6 +87,12 @@ class Target:
         return None
 
 
+def slow_flush_env(ctx: Context, delay_us: int) -> dict:
+    """Environment that makes a process's fsync/fdatasync take `delay_us` longer: a slower
+    disk than this machine's, for the ablation (tools/fsync_delay)."""
+    return {"LD_PRELOAD": str(ctx.bin("libfsync_delay.so")), "FSYNC_DELAY_US": str(delay_us)}
+
+
 class SqliteTarget(Target):
     """One payment_service process on a SQLite file (the shipped configuration)."""
     key = "sqlite"
@@ -107,7 +114,10 @@ class SqliteTarget(Target):
             argv += ["--write-batch-max", str(options.write_batch_max)]
         if options.threads is not None:
             argv += ["--threads", str(options.threads)]
-        proc = ctx.spawn("payment_service", argv, env=CREDENTIALS)
+        env = dict(CREDENTIALS)
+        if options.flush_delay_us:
+            env.update(slow_flush_env(ctx, options.flush_delay_us))
+        proc = ctx.spawn("payment_service", argv, env=env)
         try:
             startup = http.wait_until_200(port, "/healthz", proc, timeout=60)
         except Exception:

@@ -6,11 +6,14 @@ import json
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 from .procs import Context, log, machine_cpu, run_tool
+from .targets import slow_flush_env
 
 WRK_SCRIPT = Path(__file__).resolve().parent.parent / "wrk" / "summary.lua"
 
@@ -187,3 +190,35 @@ def median_summary(runs: list[dict]) -> dict:
         out["foreign_cpu_pct"] = round(statistics.median(r["foreign_cpu_pct"] for r in runs), 1)
         out["machine_busy_pct"] = round(statistics.median(r["machine_busy_pct"] for r in runs), 1)
     return out
+
+
+def fsync_probe(directory: Path, writes: int = 300) -> dict:
+    """Latency of a 4 KiB write + fdatasync on the file system of the databases: what one
+    durable commit costs at least. A fast (cached) virtual disk makes one commit per request
+    cheap, and so narrows the gap that group commit can open."""
+    path = directory / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    lat = []
+    try:
+        for i in range(writes):
+            os.pwrite(fd, b"x" * 4096, (i % 16) * 4096)
+            t = time.perf_counter()
+            os.fdatasync(fd)
+            lat.append(time.perf_counter() - t)
+    finally:
+        os.close(fd)
+        path.unlink()
+    lat.sort()
+    return {"p50_us": round(lat[len(lat) // 2] * 1e6), "p99_us": round(lat[int(len(lat) * 0.99)]
+                                                                       * 1e6)}
+
+
+def slow_flush_probe(ctx: Context, delay_us: int) -> dict:
+    """fsync_probe in a child process that runs with the slow-flush shim, as the service does."""
+    code = ("import json, sys; from pathlib import Path; from benchlib.tools import fsync_probe; "
+            "print(json.dumps(fsync_probe(Path(sys.argv[1]))))")
+    env = {**os.environ, **slow_flush_env(ctx, delay_us),
+           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, "-c", code, str(ctx.root)], env=env,
+                          capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(done.stdout)
