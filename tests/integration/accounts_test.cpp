@@ -56,8 +56,8 @@ TEST_F(AccountsTest, ListIsTheSameWhateverTheConnectionAndFollowsEveryCommit) {
     const auto keep_alive = client().get("/accounts");
     ASSERT_TRUE(HasStatus(keep_alive, 200)) << what;
     const auto http10 = client().send_raw("GET /accounts HTTP/1.0\r\nHost: x\r\n\r\n");
-    const auto closing = client().send_raw(
-        "GET /accounts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    const auto closing =
+        client().send_raw("GET /accounts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     const auto with_query = client().get("/accounts?ignored=1");
     for (const auto* other : {&http10, &closing, &with_query}) {
       ASSERT_TRUE(HasStatus(*other, 200)) << what;
