@@ -40,7 +40,11 @@ def evaluate(results: dict) -> list[dict]:
         add("accounts_ratio", f"{ratio:.1%} ({a['summary']['payment_service']['rps']:,.0f} vs "
             f"{a['summary']['nginx']['rps']:,.0f}/s)", ratio >= 0.8)
         p99 = a["summary"]["payment_service"]["p99_ms"]
-        add("accounts_p99", f"{p99:.2f} ms", p99 < 5)
+        one = a["summary"].get("payment_service --threads 1")
+        add("accounts_p99", f"{p99:.2f} ms", p99 < 5,
+            f"nginx {a['summary']['nginx']['p99_ms']:.2f} ms in the same run"
+            + (f"; with --threads 1: {one['p99_ms']:.2f} ms at "
+               f"{a['summary']['ratio_to_nginx_one_thread']:.1%} of nginx" if one else ""))
     c = sc.get("callbacks")
     if _ok(c):
         s = c["summary"]["group commit (default)"]
@@ -156,6 +160,8 @@ def summary_rows(results: dict) -> list[tuple]:
 
     add("accounts", "payment_service", "GET /accounts, payment_service", "GET /accounts",
         "#1f77b4")
+    add("accounts", "payment_service --threads 1", "GET /accounts, payment_service --threads 1",
+        "GET /accounts, 1 thread", "#aec7e8")
     add("accounts", "nginx", "GET /accounts, nginx static file (baseline)",
         "nginx (same bytes)", "#7f7f7f")
     add("callbacks", "group commit (default)", "callbacks on existing payments",

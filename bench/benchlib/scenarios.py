@@ -103,12 +103,16 @@ class Scenario:
 class AccountsVsNginx(Scenario):
     key = "accounts"
     title = "1. GET /accounts vs nginx (static file, same bytes)"
+    ONE_THREAD = "payment_service --threads 1"
 
     def run(self, b):
         cfg, ctx = b.cfg, b.ctx
         self.what = (f"wrk -t{cfg.wrk_threads} -c{cfg.connections} -d{round(cfg.duration_s)}s "
                      f"--latency, {cfg.accounts} accounts; nginx with {os.cpu_count()} worker(s) "
-                     "serves the same bytes from a file; repeats alternate service and nginx")
+                     "serves the same bytes from a file; repeats alternate service and nginx. "
+                     "Then the same with the service restarted with --threads 1 (one I/O thread "
+                     "instead of one per core): on 2 cores shared with wrk this shows what the "
+                     "service does when it does not compete with the client for both cores")
         sim, svc = start_with_sim(ctx, b.target, ServiceOptions(), {"no_callbacks": True})
         accounts = _open_accounts(svc.port, cfg.accounts)
         seed = tools.loadgen(ctx, "payments", svc.port, 16, 1, count=max(200, 20 * cfg.accounts),
@@ -138,14 +142,31 @@ class AccountsVsNginx(Scenario):
                 1, "GET /accounts nginx", one(nginx.port, "nginx"), cfg.foreign_cpu_limit,
                 discarded=discarded)
         _, _, body_after = http.request(svc.port, "GET", "/accounts")
+        svc = restart(ctx, b.target, svc, sim, ServiceOptions(threads=1))
+        watch = _cpu_watch(service=svc, nginx=nginx.proc, simulator=sim.proc)  # `one` uses it
+        _, _, body_one_thread = http.request(svc.port, "GET", "/accounts")
+        tools.wrk(ctx, svc.port, "/accounts", cfg.connections, cfg.wrk_threads, cfg.warmup_s)
+        runs[self.ONE_THREAD] = []
+        nginx_second = []
+        for _ in range(cfg.repeat):
+            runs[self.ONE_THREAD] += tools.repeated(
+                1, "GET /accounts service --threads 1", one(svc.port, "service"),
+                cfg.foreign_cpu_limit, discarded=discarded)
+            nginx_second += tools.repeated(
+                1, "GET /accounts nginx", one(nginx.port, "nginx"), cfg.foreign_cpu_limit,
+                discarded=discarded)
+        runs["nginx"] += nginx_second
         summary = {k: tools.median_summary(v) for k, v in runs.items()}
         summary["ratio_to_nginx"] = round(summary["payment_service"]["rps"]
                                           / summary["nginx"]["rps"], 3)
         summary["ratio_per_repeat"] = [round(a["rps"] / n["rps"], 3) for a, n in
                                        zip(runs["payment_service"], runs["nginx"])]
+        summary["ratio_to_nginx_one_thread"] = round(summary[self.ONE_THREAD]["rps"]
+                                                     / summary["nginx"]["rps"], 3)
         # Requests per CPU-second of the server itself: the two share the cores with wrk, so
         # this separates "the server is slower" from "the client got more of the machine".
-        for variant, proc in (("payment_service", "service"), ("nginx", "nginx")):
+        for variant, proc in (("payment_service", "service"), (self.ONE_THREAD, "service"),
+                              ("nginx", "nginx")):
             per_core = [r["rps"] / (r["cpu_pct"][proc] / 100) for r in runs[variant]
                         if r["cpu_pct"].get(proc)]
             summary[variant]["rps_per_server_core"] = round(statistics.median(per_core))
@@ -157,8 +178,10 @@ class AccountsVsNginx(Scenario):
                          and n_body == body, f"{len(body)} bytes, Content-Type "
                          f"{headers.get('content-type')} / {n_headers.get('content-type')}"),
             checks.all_2xx(runs["payment_service"], "service"),
+            checks.all_2xx(runs[self.ONE_THREAD], "service --threads 1"),
             checks.all_2xx(runs["nginx"], "nginx"),
-            checks.check("GET /accounts unchanged by the read load", body_after == body),
+            checks.check("GET /accounts unchanged by the read load and the restart",
+                         body_after == body and body_one_thread == body),
         ]
         nginx.stop()
         svc.stop()
