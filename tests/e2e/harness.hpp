@@ -20,6 +20,7 @@
 #include <boost/json/value.hpp>
 
 #include "test_support/http_client.hpp"
+#include "test_support/json_fields.hpp"
 #include "test_support/service_process.hpp"
 #include "test_support/temp_dir.hpp"
 #include "test_support/timestamps.hpp"
@@ -35,11 +36,11 @@ inline constexpr std::string_view kProviderPassword = "e2e-provider-secret";
 inline constexpr int kTimeToSettleSeconds = 3;
 inline constexpr int kSettleGraceSeconds = 2;
 
-std::int64_t as_int(const json::value& value, std::string_view what);
-std::int64_t int_field(const json::object& object, std::string_view key);
-std::string str_field(const json::object& object, std::string_view key);
+using test_support::as_int;
+using test_support::int_field;
+using test_support::now_ms;
 using test_support::parse_timestamp_ms;
-std::int64_t now_ms();
+using test_support::str_field;
 
 // One request of a loadgen run (its --results-out line).
 struct LoadgenResult {

@@ -13,41 +13,8 @@ namespace integration {
 
 using namespace std::chrono_literals;
 
-std::int64_t as_int(const json::value& value, std::string_view what) {
-  if (value.is_int64()) {
-    return value.get_int64();
-  }
-  if (value.is_uint64() && value.get_uint64() <= static_cast<std::uint64_t>(INT64_MAX)) {
-    return static_cast<std::int64_t>(value.get_uint64());
-  }
-  throw std::runtime_error(std::string(what) + " is not a JSON integer: " + to_json(value));
-}
-
-std::int64_t int_field(const json::object& object, std::string_view key) {
-  const auto* value = object.if_contains(key);
-  if (value == nullptr) {
-    throw std::runtime_error("missing field '" + std::string(key) + "' in " + to_json(object));
-  }
-  return as_int(*value, key);
-}
-
-std::string str_field(const json::object& object, std::string_view key) {
-  const auto* value = object.if_contains(key);
-  if (value == nullptr || !value->is_string()) {
-    throw std::runtime_error("field '" + std::string(key) + "' is not a string in " +
-                             to_json(object));
-  }
-  return std::string(value->get_string());
-}
-
 std::string to_json(const json::value& value) {
   return json::serialize(value);
-}
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {

@@ -16,6 +16,7 @@
 
 #include "test_support/fake_provider.hpp"
 #include "test_support/http_client.hpp"
+#include "test_support/json_fields.hpp"
 #include "test_support/service_process.hpp"
 #include "test_support/sqlite_reader.hpp"
 #include "test_support/temp_dir.hpp"
@@ -45,14 +46,14 @@ struct ServiceConfig {
 };
 
 // ---- JSON helpers (throw std::runtime_error with context on a type mismatch) ----
-std::int64_t as_int(const json::value& value, std::string_view what = "value");
-std::int64_t int_field(const json::object& object, std::string_view key);
-std::string str_field(const json::object& object, std::string_view key);
+using test_support::as_int;
+using test_support::int_field;
+using test_support::str_field;
 std::string to_json(const json::value& value);
 
 // ---- time helpers ----
-std::int64_t now_ms();  // Unix epoch milliseconds
 using test_support::is_rfc3339_ms;
+using test_support::now_ms;
 using test_support::parse_timestamp_ms;
 // Polls `condition` every 20 ms until true or timeout.
 bool eventually(const std::function<bool()>& condition,

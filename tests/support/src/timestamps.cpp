@@ -1,5 +1,6 @@
 #include "test_support/timestamps.hpp"
 
+#include <chrono>
 #include <ctime>
 #include <regex>
 #include <stdexcept>
@@ -27,6 +28,12 @@ std::int64_t parse_timestamp_ms(std::string_view text) {
   tm.tm_sec = std::stoi(s.substr(17, 2));
   const std::int64_t millis = std::stoi(s.substr(20, 3));
   return static_cast<std::int64_t>(timegm(&tm)) * 1000 + millis;
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace test_support

@@ -9,5 +9,7 @@ namespace test_support {
 bool is_rfc3339_ms(std::string_view text);
 // Unix epoch milliseconds of such a timestamp; throws std::runtime_error on anything else.
 std::int64_t parse_timestamp_ms(std::string_view text);
+// The wall clock as Unix epoch milliseconds.
+std::int64_t now_ms();
 
 }  // namespace test_support
