@@ -66,7 +66,8 @@ def evaluate(results: dict) -> list[dict]:
     ab = sc.get("ablation")
     if _ok(ab):
         r = ab["summary"]["ratio"]
-        add("ablation_ratio", f"{r:.1f}x", r >= 10, "on this machine's disk (see fsync below)")
+        add("ablation_ratio", f"{r:.1f}x", r >= 10,
+            "on this machine's disk: " + results.get("machine", {}).get("fsync", "?"))
         slow = ab["summary"].get("ratio_slower_disk")
         if slow is not None:
             add("ablation_ratio_slower_disk", f"{slow:.1f}x", slow >= 10,
@@ -164,6 +165,8 @@ def summary_rows(results: dict) -> list[tuple]:
         "GET /accounts, 1 thread", "#aec7e8")
     add("accounts", "nginx", "GET /accounts, nginx static file (baseline)",
         "nginx (same bytes)", "#7f7f7f")
+    add("accounts", "nginx, alternating with --threads 1",
+        "GET /accounts, nginx, alternating with the --threads 1 runs", None, None)
     add("callbacks", "group commit (default)", "callbacks on existing payments",
         "callbacks", "#1f77b4")
     add("payments", "payment_service", "POST /payments via the simulator", "POST /payments",
@@ -212,6 +215,8 @@ def chart(results: dict, png: Path, work: Path) -> bool:
     targets = chart_targets(results)
     with open(data, "w") as f:
         for _, _, rps, _, _, label, colour in rows:
+            if label is None:  # table only
+                continue
             target = targets.get(label)
             f.write(f'"{label}" {rps:.0f} {int(colour[1:], 16)} '
                     f'{"NaN" if target is None else f"{target:.0f}"}\n')
@@ -265,7 +270,7 @@ def render(results: dict, png_name: str | None, analysis: str | None) -> str:
                  ("wall time of the run", f"{results['wall_s']:.0f} s")]:
         out.append(f"| {k} | {v} |")
     out += ["", "## How to run", "", "```sh",
-            "scripts/bench            # full suite (~6 min on 2 cores, plus the build): builds "
+            "scripts/bench            # full suite (~9 min on 2 cores, plus the build): builds "
             "Release, runs every scenario,",
             "                         # writes bench/results/<id>.json and regenerates this "
             "page and benchmarks.png",

@@ -104,6 +104,7 @@ class AccountsVsNginx(Scenario):
     key = "accounts"
     title = "1. GET /accounts vs nginx (static file, same bytes)"
     ONE_THREAD = "payment_service --threads 1"
+    NGINX_SECOND = "nginx, alternating with --threads 1"
 
     def run(self, b):
         cfg, ctx = b.cfg, b.ctx
@@ -155,14 +156,15 @@ class AccountsVsNginx(Scenario):
             nginx_second += tools.repeated(
                 1, "GET /accounts nginx", one(nginx.port, "nginx"), cfg.foreign_cpu_limit,
                 discarded=discarded)
-        runs["nginx"] += nginx_second
         summary = {k: tools.median_summary(v) for k, v in runs.items()}
+        # Each series is compared with the nginx runs it alternated with: the VM's speed drifts.
+        summary[self.NGINX_SECOND] = tools.median_summary(nginx_second)
         summary["ratio_to_nginx"] = round(summary["payment_service"]["rps"]
                                           / summary["nginx"]["rps"], 3)
         summary["ratio_per_repeat"] = [round(a["rps"] / n["rps"], 3) for a, n in
                                        zip(runs["payment_service"], runs["nginx"])]
         summary["ratio_to_nginx_one_thread"] = round(summary[self.ONE_THREAD]["rps"]
-                                                     / summary["nginx"]["rps"], 3)
+                                                     / summary[self.NGINX_SECOND]["rps"], 3)
         # Requests per CPU-second of the server itself: the two share the cores with wrk, so
         # this separates "the server is slower" from "the client got more of the machine".
         for variant, proc in (("payment_service", "service"), (self.ONE_THREAD, "service"),
@@ -179,7 +181,7 @@ class AccountsVsNginx(Scenario):
                          f"{headers.get('content-type')} / {n_headers.get('content-type')}"),
             checks.all_2xx(runs["payment_service"], "service"),
             checks.all_2xx(runs[self.ONE_THREAD], "service --threads 1"),
-            checks.all_2xx(runs["nginx"], "nginx"),
+            checks.all_2xx(runs["nginx"] + nginx_second, "nginx"),
             checks.check("GET /accounts unchanged by the read load and the restart",
                          body_after == body and body_one_thread == body),
         ]
