@@ -93,9 +93,9 @@ asio::awaitable<void> session(beast::tcp_stream stream, Api& api, ServerState& s
       break;
     }
 
-    stream.expires_after(kWriteTimeout);
     if (const auto wire =
             api.prerendered(parser.get(), state.draining.load(std::memory_order_relaxed))) {
+      stream.expires_after(kWriteTimeout);
       auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(*wire), kTuple);
       if (wec) break;
       continue;
