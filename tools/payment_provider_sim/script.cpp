@@ -37,7 +37,7 @@ std::int64_t clamp_amount(std::int64_t amount_cents) {
 // Next amount of a movement: usually unchanged, sometimes adjusted by 1..5 percent, rarely
 // zeroed or negated. |result| <= 10^12 always; no intermediate can overflow because every
 // operand is bounded by 10^12 and the adjustment by 5% of it.
-std::int64_t next_amount(std::mt19937_64& rng, std::int64_t current, std::int64_t original) {
+std::int64_t next_amount(Rng& rng, std::int64_t current, std::int64_t original) {
   assert(std::abs(current) <= kMaxAbsAmountCents);
   const double roll = uniform_unit(rng);
   if (roll < kZeroProbability) return 0;
@@ -56,7 +56,7 @@ std::int64_t next_amount(std::mt19937_64& rng, std::int64_t current, std::int64_
   return current;
 }
 
-std::string final_status(std::mt19937_64& rng) {
+std::string final_status(Rng& rng) {
   const double roll = uniform_unit(rng);
   if (roll < kFinalPostedProbability) return "posted";
   if (roll < kFinalPostedProbability + kFinalFailedProbability) return "failed";
@@ -77,17 +77,17 @@ std::uint64_t movement_seed(std::uint64_t seed, std::uint64_t money_movement_id,
   return mix64(mix64(seed ^ salt) ^ mix64(money_movement_id));
 }
 
-std::uint64_t uniform_below(std::mt19937_64& rng, std::uint64_t bound) {
+std::uint64_t uniform_below(Rng& rng, std::uint64_t bound) {
   assert(bound > 0);
   // Plain modulo: its bias is below 2^-40 for the bounds used here, far below what matters.
   return rng() % bound;
 }
 
-double uniform_unit(std::mt19937_64& rng) {
+double uniform_unit(Rng& rng) {
   return static_cast<double>(rng() >> 11) * 0x1.0p-53;
 }
 
-bool chance(std::mt19937_64& rng, double probability) {
+bool chance(Rng& rng, double probability) {
   // Always draw, so the stream position does not depend on the probability's value.
   const double roll = uniform_unit(rng);
   return roll < probability;
@@ -101,7 +101,7 @@ CallbackScript generate_script(std::uint64_t seed, std::uint64_t money_movement_
   assert(time_to_settle_seconds >= 1 && time_to_settle_seconds <= kMaxTimeToSettleSeconds);
   assert(amount_cents != 0 && std::abs(amount_cents) <= kMaxAbsAmountCents);
 
-  std::mt19937_64 rng(movement_seed(seed, money_movement_id, kSaltScript));
+  Rng rng(movement_seed(seed, money_movement_id, kSaltScript));
   const std::uint32_t count =
       config.callbacks_min + static_cast<std::uint32_t>(uniform_below(
                                  rng, config.callbacks_max - config.callbacks_min + 1));
@@ -145,7 +145,7 @@ CallbackScript generate_script(std::uint64_t seed, std::uint64_t money_movement_
   }
 
   // The late callback uses its own stream so --late-rate leaves the in-window script alone.
-  std::mt19937_64 late_rng(movement_seed(seed, money_movement_id, kSaltLate));
+  Rng late_rng(movement_seed(seed, money_movement_id, kSaltLate));
   if (chance(late_rng, config.late_rate)) {
     CallbackStep late;
     // Content that would visibly change the truth if the service wrongly applied it.
@@ -174,11 +174,11 @@ std::string callback_body(std::uint64_t money_movement_id, const CallbackStep& s
 RequestFault decide_fault(std::uint64_t seed, std::uint64_t money_movement_id,
                           std::uint32_t attempt, const FaultRates& rates) {
   // Each decision gets its own generator so the rates are independent of one another.
-  std::mt19937_64 fail_rng(movement_seed(seed, money_movement_id, kSaltFail + attempt * 0x100));
+  Rng fail_rng(movement_seed(seed, money_movement_id, kSaltFail + attempt * 0x100));
   if (chance(fail_rng, rates.fail_rate)) return RequestFault::kFail;
-  std::mt19937_64 reject_rng(movement_seed(seed, money_movement_id, kSaltReject));
+  Rng reject_rng(movement_seed(seed, money_movement_id, kSaltReject));
   if (chance(reject_rng, rates.reject_rate)) return RequestFault::kReject;
-  std::mt19937_64 drop_rng(movement_seed(seed, money_movement_id, kSaltDrop + attempt * 0x100));
+  Rng drop_rng(movement_seed(seed, money_movement_id, kSaltDrop + attempt * 0x100));
   if (chance(drop_rng, rates.drop_rate)) return RequestFault::kDrop;
   return RequestFault::kNone;
 }
