@@ -19,7 +19,8 @@ from pathlib import Path
 
 from . import checks, http, tools
 from .procs import Context, free_port, log
-from .targets import NginxStatic, ServiceOptions, Sim, Target, restart, start_with_sim
+from .targets import (NginxStatic, ServiceOptions, Sim, Target, restart, start_on_free_port,
+                      start_with_sim)
 
 
 @dataclasses.dataclass
@@ -123,39 +124,36 @@ class AccountsVsNginx(Scenario):
             raise RuntimeError(f"GET /accounts answered {status}")
         nginx = NginxStatic.start(ctx, body)
         n_status, n_headers, n_body = http.request(nginx.port, "GET", "/accounts")
-        watch = _cpu_watch(service=svc, nginx=nginx.proc, simulator=sim.proc)
-
-        def one(port, server):
-            return lambda i: tools.measured(watch, lambda: tools.wrk(
-                ctx, port, "/accounts", cfg.connections, cfg.wrk_threads, cfg.duration_s), "wrk",
-                server)
-
-        log("accounts: warm-up")
-        tools.wrk(ctx, svc.port, "/accounts", cfg.connections, cfg.wrk_threads, cfg.warmup_s)
-        tools.wrk(ctx, nginx.port, "/accounts", cfg.connections, cfg.wrk_threads, cfg.warmup_s)
-        runs = {"payment_service": [], "nginx": []}
         discarded = []
-        for _ in range(cfg.repeat):  # alternate, so both see the same machine conditions
-            runs["payment_service"] += tools.repeated(
-                1, "GET /accounts service", one(svc.port, "service"), cfg.foreign_cpu_limit,
-                discarded=discarded)
-            runs["nginx"] += tools.repeated(
-                1, "GET /accounts nginx", one(nginx.port, "nginx"), cfg.foreign_cpu_limit,
-                discarded=discarded)
+
+        def alternate(label: str, service) -> tuple[list, list]:
+            """Warm-up, then `repeat` measurements of `service` alternating with nginx, so both
+            see the same machine conditions."""
+            watch = _cpu_watch(service=service, nginx=nginx.proc, simulator=sim.proc)
+
+            def one(port, server):
+                return lambda i: tools.measured(watch, lambda: tools.wrk(
+                    ctx, port, "/accounts", cfg.connections, cfg.wrk_threads, cfg.duration_s),
+                    "wrk", server)
+
+            log(f"accounts: warm-up ({label})")
+            for port in (service.port, nginx.port):
+                tools.wrk(ctx, port, "/accounts", cfg.connections, cfg.wrk_threads, cfg.warmup_s)
+            service_runs, nginx_runs = [], []
+            for _ in range(cfg.repeat):
+                service_runs += tools.repeated(1, f"GET /accounts {label}",
+                                               one(service.port, "service"), cfg.foreign_cpu_limit,
+                                               discarded=discarded)
+                nginx_runs += tools.repeated(1, "GET /accounts nginx", one(nginx.port, "nginx"),
+                                             cfg.foreign_cpu_limit, discarded=discarded)
+            return service_runs, nginx_runs
+
+        runs = {}
+        runs["payment_service"], runs["nginx"] = alternate("service", svc)
         _, _, body_after = http.request(svc.port, "GET", "/accounts")
         svc = restart(ctx, b.target, svc, sim, ServiceOptions(threads=1))
-        watch = _cpu_watch(service=svc, nginx=nginx.proc, simulator=sim.proc)  # `one` uses it
         _, _, body_one_thread = http.request(svc.port, "GET", "/accounts")
-        tools.wrk(ctx, svc.port, "/accounts", cfg.connections, cfg.wrk_threads, cfg.warmup_s)
-        runs[self.ONE_THREAD] = []
-        nginx_second = []
-        for _ in range(cfg.repeat):
-            runs[self.ONE_THREAD] += tools.repeated(
-                1, "GET /accounts service --threads 1", one(svc.port, "service"),
-                cfg.foreign_cpu_limit, discarded=discarded)
-            nginx_second += tools.repeated(
-                1, "GET /accounts nginx", one(nginx.port, "nginx"), cfg.foreign_cpu_limit,
-                discarded=discarded)
+        runs[self.ONE_THREAD], nginx_second = alternate("service --threads 1", svc)
         summary = {k: tools.median_summary(v) for k, v in runs.items()}
         # Each series is compared with the nginx runs it alternated with: the VM's speed drifts.
         summary[self.NGINX_SECOND] = tools.median_summary(nginx_second)
@@ -310,7 +308,8 @@ class Ablation(Callbacks):
         try:
             for name, options in variants.items():
                 if name not in services:
-                    services[name] = self.start_more(b, first_sim, name, options)
+                    services[name] = start_on_free_port(b.ctx, b.target, first_sim.url,
+                                                        options)
             prepared = {name: self.prepare(b, svc, first_sim, "ablation")
                         for name, svc in services.items()}
             warm = {}
@@ -347,18 +346,6 @@ class Ablation(Callbacks):
                                                 for g, o in zip(runs[group], runs[one])]
         return self.result(b, variants=runs, summary=summary, checks=result_checks,
                            discarded=discarded, facts=facts)
-
-    @staticmethod
-    def start_more(b: Bench, sim: Sim, name: str, options: ServiceOptions):
-        last_error = None
-        for _ in range(4):
-            try:
-                return b.target.start(b.ctx, free_port(), sim.url, options)
-            except Exception as e:  # a port taken between choosing and binding: try another
-                last_error = e
-                log(f"ablation: {name} did not start ({e}); retrying")
-        raise RuntimeError(f"ablation: could not start {name}: {last_error}")
-
 
 class Payments(Scenario):
     key = "payments"

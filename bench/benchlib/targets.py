@@ -196,6 +196,21 @@ def start_with_sim(ctx: Context, target: Target, options: ServiceOptions,
     raise RuntimeError(f"could not start {target.key}: {last_error}")
 
 
+def start_on_free_port(ctx: Context, target: Target, provider_url: str,
+                       options: ServiceOptions, attempts: int = 4) -> Service:
+    """Starts one more service on a fresh port (for a simulator that sends no callbacks, so
+    it need not know the port); a port taken in between is retried with a new one."""
+    last_error = None
+    for _ in range(attempts):
+        port = free_port()
+        try:
+            return target.start(ctx, port, provider_url, options)
+        except Exception as e:  # most likely the port was taken: try again
+            last_error = e
+            log(f"service did not start on :{port} ({str(e).splitlines()[0]}); retrying")
+    raise RuntimeError(f"could not start {target.key}: {last_error}")
+
+
 def restart(ctx: Context, target: Target, service: Service, sim: Sim,
             options: ServiceOptions) -> Service:
     """Stops `service` and starts it again on the same port and data."""

@@ -2,7 +2,11 @@
 
 namespace ps::http {
 
-void Metrics::count(Route r, unsigned status, std::uint64_t latency_us) {
+void Metrics::count(Route r, unsigned status, std::chrono::steady_clock::time_point started) {
+  const auto latency_us =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::steady_clock::now() - started)
+                                     .count());
   const auto route = static_cast<std::size_t>(r);
   const std::size_t cls = status >= 100 && status < 600 ? status / 100 - 1 : kClasses - 1;
   requests[route][cls].fetch_add(1, std::memory_order_relaxed);

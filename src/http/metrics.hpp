@@ -3,6 +3,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -36,7 +37,8 @@ struct Metrics {
   std::atomic<std::uint64_t> provider_unknown{0};
   std::atomic<std::uint64_t> overloaded{0};
 
-  void count(Route r, unsigned status, std::uint64_t latency_us);
+  // One answered request of `r` that started at `started` (its latency is measured up to now).
+  void count(Route r, unsigned status, std::chrono::steady_clock::time_point started);
 };
 
 const char* route_name(Route r);
