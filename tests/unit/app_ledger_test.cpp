@@ -13,7 +13,8 @@
 #include <variant>
 
 #include "store/store.hpp"
-#include "unit_support.hpp"
+#include "test_support/sqlite_reader.hpp"
+#include "test_support/temp_dir.hpp"
 
 namespace ps::app {
 namespace {
@@ -68,7 +69,7 @@ class AppLedger : public ::testing::Test {
 
   void TearDown() override {
     if (!check_invariants_) return;
-    const auto violations = unit::ledger_invariant_violations(path_);
+    const auto violations = test_support::check_ledger_invariants(path_);
     for (const auto& v : violations) ADD_FAILURE() << "ledger invariant violated: " << v;
   }
 
@@ -121,7 +122,9 @@ class AppLedger : public ::testing::Test {
     if (!p) throw std::runtime_error("no payment " + std::to_string(id));
     return *p;
   }
-  std::int64_t count(const std::string& sql) { return unit::SqlReader(path_).scalar(sql); }
+  std::int64_t count(const std::string& sql) {
+    return test_support::SqliteReader(path_).scalar_int(sql);
+  }
   std::int64_t events(const std::string& kind) {
     return count("SELECT COUNT(*) FROM events WHERE kind = '" + kind + "'");
   }
@@ -131,8 +134,8 @@ class AppLedger : public ::testing::Test {
         "(SELECT COUNT(*) FROM events) + (SELECT COUNT(*) FROM idempotency_keys)");
   }
 
-  unit::TempDir dir_;
-  std::string path_ = dir_.file("ledger.db");
+  test_support::TempDir dir_{"ps_unit"};
+  std::string path_ = (dir_ / "ledger.db").string();
   std::unique_ptr<store::Store> store_ = store::open_store("sqlite:" + path_, {});
   Ledger ledger_{LedgerSettings{.time_to_settle_seconds = 10, .settle_grace_seconds = 2},
                  store_->max_movement_id()};
@@ -216,11 +219,11 @@ TEST_F(AppLedger, IdempotencyKeyInUseReusedAndReplayed) {
 
   const Payment accepted = ok(verdict(first.money_movement_id, ProviderVerdict::accepted, kT0 + 3));
   EXPECT_EQ(accepted.status, "pending");
-  const auto rows = unit::SqlReader(path_).rows(
+  const auto rows = test_support::SqliteReader(path_).query(
       "SELECT response_status, response_body FROM idempotency_keys WHERE key = 'k'");
   ASSERT_EQ(rows.size(), 1u);
-  EXPECT_EQ(rows[0][0], "201");
-  EXPECT_EQ(rows[0][1], render(accepted).body);
+  EXPECT_EQ(rows[0].integer(0), 201);
+  EXPECT_EQ(rows[0].text(1), render(accepted).body);
 
   const auto rows_before = all_rows();
   const PaymentCreated& replay = ok(create(100, kT0 + 4, std::string("k"), "hash-a"));
@@ -282,12 +285,12 @@ TEST_F(AppLedger, RejectedVerdictWhileSubmittingRemovesThePayment) {
   EXPECT_EQ(account().balance, 40);
   ASSERT_EQ(last_touched_.size(), 1u);
   EXPECT_EQ(last_touched_.front().balance, 40);
-  const auto rows = unit::SqlReader(path_).rows(
+  const auto rows = test_support::SqliteReader(path_).query(
       "SELECT status, detail, balance_after FROM events WHERE kind = 'provider_rejected'");
   ASSERT_EQ(rows.size(), 1u);
-  EXPECT_EQ(rows[0][0], "rejected");
-  EXPECT_EQ(rows[0][1], "HTTP 400: bad");
-  EXPECT_EQ(rows[0][2], "40");
+  EXPECT_EQ(rows[0].text(0), "rejected");
+  EXPECT_EQ(rows[0].text(1), "HTTP 400: bad");
+  EXPECT_EQ(rows[0].integer(2), 40);
 
   // A later 2xx (to an earlier copy) does not resurrect it.
   EXPECT_EQ(ok(verdict(p.money_movement_id, ProviderVerdict::accepted, kT0 + 6)).status,
@@ -323,10 +326,10 @@ TEST_F(AppLedger, PrepareResendMovesTheDeadlineWhileSubmitting) {
   EXPECT_EQ(resent->last_sent_at, kT0 + 3000);
   EXPECT_EQ(resent->settle_deadline, kT0 + 3000 + kWindowMs);
   EXPECT_EQ(payment(p.money_movement_id), *resent);
-  const auto rows = unit::SqlReader(path_).rows(
+  const auto rows = test_support::SqliteReader(path_).query(
       "SELECT settle_deadline FROM events WHERE kind = 'payment_resent'");
   ASSERT_EQ(rows.size(), 1u);
-  EXPECT_EQ(rows[0][0], std::to_string(kT0 + 3000 + kWindowMs));
+  EXPECT_EQ(rows[0].integer(0), kT0 + 3000 + kWindowMs);
 
   // The moved deadline governs callbacks: one after the original deadline now applies.
   EXPECT_FALSE(
@@ -382,7 +385,7 @@ TEST_F(AppLedger, CallbackSequenceThroughTheStore) {
     EXPECT_EQ(account().settled_balance, s.settled);
     ASSERT_EQ(last_touched_.size(), 1u);
     EXPECT_EQ(last_touched_.front(), account());
-    EXPECT_TRUE(unit::ledger_invariant_violations(path_).empty()) << "after " << s.status;
+    EXPECT_TRUE(test_support::check_ledger_invariants(path_).empty()) << "after " << s.status;
   }
   const auto history = store_->callback_history(p.money_movement_id);
   ASSERT_EQ(history.size(), 7u);
@@ -414,15 +417,15 @@ TEST_F(AppLedger, CallbackAtTheDeadlineAppliesLaterIsRecordedAndChangesNothing) 
   EXPECT_EQ(payment(p.money_movement_id), at_deadline);
   EXPECT_EQ(account(), before);
 
-  const auto late = unit::SqlReader(path_).rows(
+  const auto late = test_support::SqliteReader(path_).query(
       "SELECT at, amount_cents, status, balance_after, settled_balance_after FROM events "
       "WHERE kind = 'callback_late'");
   ASSERT_EQ(late.size(), 1u);
-  EXPECT_EQ(late[0][0], std::to_string(deadline + 1));
-  EXPECT_EQ(late[0][1], "-500");  // as received
-  EXPECT_EQ(late[0][2], "failed");
-  EXPECT_EQ(late[0][3], "80");  // the account's balances, unchanged
-  EXPECT_EQ(late[0][4], "80");
+  EXPECT_EQ(late[0].integer(0), deadline + 1);
+  EXPECT_EQ(late[0].integer(1), -500);  // as received
+  EXPECT_EQ(late[0].text(2), "failed");
+  EXPECT_EQ(late[0].integer(3), 80);  // the account's balances, unchanged
+  EXPECT_EQ(late[0].integer(4), 80);
 
   const auto history = store_->callback_history(p.money_movement_id);
   ASSERT_EQ(history.size(), 2u);
@@ -474,6 +477,40 @@ TEST_F(AppLedger, CallbackThatWouldOverflowChangesNothing) {
   EXPECT_EQ(account(), fitted);
 }
 
+// The invariant check itself: negative_since must be set exactly while settled_balance < 0.
+TEST_F(AppLedger, InvariantCheckFlagsNegativeSinceOutOfStepWithTheSettledBalance) {
+  check_invariants_ = false;  // the violations below are planted
+  const Payment p = create_ok(-100, kT0);
+  ok(callback(p.money_movement_id, -100, "posted", kT0 + 1000));
+  ASSERT_TRUE(test_support::check_ledger_invariants(path_).empty());
+  const auto plant = [&](Account a) {
+    tx([&] {
+      store_->update_account(a);
+      return 0;
+    });
+  };
+
+  // Negative settled balance without negative_since.
+  Account planted = account();
+  planted.negative_since.reset();
+  plant(planted);
+  auto violations = test_support::check_ledger_invariants(path_);
+  ASSERT_EQ(violations.size(), 1u);
+  EXPECT_EQ(violations[0].rfind("negative_since: account 1 has settled_balance -100", 0), 0u)
+      << violations[0];
+
+  // negative_since on an account whose settled balance is back to 0.
+  ok(callback(p.money_movement_id, 0, "posted", kT0 + 2000));
+  ASSERT_TRUE(test_support::check_ledger_invariants(path_).empty());
+  planted = account();
+  planted.negative_since = kT0 + 1000;
+  plant(planted);
+  violations = test_support::check_ledger_invariants(path_);
+  ASSERT_EQ(violations.size(), 1u);
+  EXPECT_EQ(violations[0].rfind("negative_since: account 1 has settled_balance 0", 0), 0u)
+      << violations[0];
+}
+
 TEST_F(AppLedger, RecalculateMarksDelinquentAndCurrentWithEvents) {
   Touched t;
   tx([&] { return ledger_.open_account(*store_, kT0, t); });  // account 2, never negative
@@ -502,13 +539,13 @@ TEST_F(AppLedger, RecalculateMarksDelinquentAndCurrentWithEvents) {
   EXPECT_EQ(account(1).status, core::AccountStatus::delinquent);
   ASSERT_EQ(last_touched_.size(), 1u);
   EXPECT_EQ(last_touched_.front().account_id, 1);
-  auto rows = unit::SqlReader(path_).rows(
+  auto rows = test_support::SqliteReader(path_).query(
       "SELECT account_id, status, balance_after, settled_balance_after FROM events "
       "WHERE kind = 'account_status' ORDER BY event_id");
   ASSERT_EQ(rows.size(), 1u);
-  EXPECT_EQ(rows[0][0], "1");
-  EXPECT_EQ(rows[0][1], "delinquent");
-  EXPECT_EQ(rows[0][3], "-100");
+  EXPECT_EQ(rows[0].integer(0), 1);
+  EXPECT_EQ(rows[0].text(1), "delinquent");
+  EXPECT_EQ(rows[0].integer(3), -100);
 
   // Same answer again: no new event.
   recalc(10, kT0 + 11'500);
@@ -519,10 +556,10 @@ TEST_F(AppLedger, RecalculateMarksDelinquentAndCurrentWithEvents) {
   EXPECT_FALSE(account().negative_since.has_value());
   accounts = recalc(10, kT0 + 11'900);
   EXPECT_EQ(accounts[0].status, core::AccountStatus::current);
-  rows = unit::SqlReader(path_).rows(
+  rows = test_support::SqliteReader(path_).query(
       "SELECT status FROM events WHERE kind = 'account_status' ORDER BY event_id");
   ASSERT_EQ(rows.size(), 2u);
-  EXPECT_EQ(rows[1][0], "current");
+  EXPECT_EQ(rows[1].text(0), "current");
 
   // Window 0: delinquent exactly while negative now.
   const Payment q = create_ok(-1, kT0 + 11'950);

@@ -21,7 +21,8 @@
 #include "app/ledger.hpp"
 #include "core/clock.hpp"
 #include "store/store.hpp"
-#include "unit_support.hpp"
+#include "test_support/sqlite_reader.hpp"
+#include "test_support/temp_dir.hpp"
 
 namespace ps::app {
 namespace {
@@ -98,16 +99,18 @@ class AppWriter : public ::testing::Test {
     return w.stats().failed_batches.load() - base_failed_;
   }
 
-  std::int64_t scalar(const std::string& sql) { return unit::SqlReader(path_).scalar(sql); }
+  std::int64_t scalar(const std::string& sql) {
+    return test_support::SqliteReader(path_).scalar_int(sql);
+  }
 
   void expect_invariants() {
-    for (const auto& v : unit::ledger_invariant_violations(path_)) {
+    for (const auto& v : test_support::check_ledger_invariants(path_)) {
       ADD_FAILURE() << "ledger invariant violated: " << v;
     }
   }
 
-  unit::TempDir dir_;
-  std::string path_ = dir_.file("writer.db");
+  test_support::TempDir dir_{"ps_unit"};
+  std::string path_ = (dir_ / "writer.db").string();
   core::ManualClock clock_{kT0};
   AccountsView view_;
   Ledger ledger_{LedgerSettings{}, 0};

@@ -286,6 +286,20 @@ std::vector<std::string> check_ledger_invariants(const std::filesystem::path& db
         violations.push_back(out.str());
       }
     }
+
+    // negative_since (docs/decisions.md, storage schema): the start of the current negative
+    // settled run, so it is set exactly while settled_balance < 0.
+    for (const auto& row : db.query(R"SQL(
+        SELECT account_id, settled_balance, negative_since FROM accounts
+        WHERE (settled_balance < 0) <> (negative_since IS NOT NULL)
+        ORDER BY account_id)SQL")) {
+      std::ostringstream out;
+      out << "negative_since: account " << row.integer("account_id") << " has settled_balance "
+          << row.integer("settled_balance") << " but negative_since "
+          << describe(row.values.at(row.index_of("negative_since")))
+          << " (must be set exactly while settled_balance < 0)";
+      violations.push_back(out.str());
+    }
   } catch (const std::exception& error) {
     violations.push_back(std::string("cannot check invariants: ") + error.what());
   }
