@@ -51,13 +51,13 @@ class SqliteReader {
   sqlite3* db_ = nullptr;
 };
 
-// Checks the four ledger invariants of docs/decisions.md in one read transaction:
+// Checks the five ledger invariants of docs/decisions.md in one read transaction:
 //  1. accounts.balance = SUM(payments.amount_cents WHERE status <> 'rejected') per account
 //  2. accounts.settled_balance = SUM(payments.amount_cents WHERE status = 'posted') per account
 //  3. each payment's amount_cents/status equal those of its newest non-callback_late event
 //  4. each account's balances equal the *_after values of its newest event
-// and that accounts.negative_since (the start of the current negative settled run, see the
-// storage schema there) is set exactly while settled_balance < 0.
+//  5. accounts.negative_since (start of the current negative settled run) is set exactly while
+//     settled_balance < 0
 // Returns one human-readable line per violation (empty when clean). Errors reading the
 // database (missing tables, unreadable file) are reported as violations too.
 std::vector<std::string> check_ledger_invariants(const std::filesystem::path& db_path);
