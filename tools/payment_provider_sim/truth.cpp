@@ -1,7 +1,10 @@
 #include "truth.hpp"
 
+#include <algorithm>
 #include <cassert>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include <boost/json/array.hpp>
 
@@ -107,9 +110,15 @@ std::vector<AccountTruth> TruthBook::accounts() const {
 }
 
 boost::json::object TruthBook::to_json() const {
+  std::vector<const std::pair<const std::uint64_t, MovementTruth>*> by_id;
+  by_id.reserve(movements_.size());
+  for (const auto& entry : movements_) by_id.push_back(&entry);
+  std::sort(by_id.begin(), by_id.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
   boost::json::array movements;
-  movements.reserve(movements_.size());
-  for (const auto& [id, truth] : movements_) {
+  movements.reserve(by_id.size());
+  for (const auto* entry : by_id) {
+    const auto& [id, truth] = *entry;
     movements.push_back(boost::json::object{
         {"money_movement_id", id},
         {"account_id", truth.account_id},

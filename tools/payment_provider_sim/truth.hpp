@@ -103,7 +103,8 @@ class TruthBook {
   MovementTruth& at(std::uint64_t money_movement_id);
 
   std::size_t max_movements_;
-  std::map<std::uint64_t, MovementTruth> movements_;  // ordered: /truth lists by id
+  // Hashed: looked up several times per callback; /truth sorts by id when it lists them.
+  std::unordered_map<std::uint64_t, MovementTruth> movements_;
   // Attempts of ids not recorded (yet): failed or rejected requests. Bounded by clearing,
   // which only loses the per-attempt determinism of faults in a pathological run.
   std::unordered_map<std::uint64_t, std::uint32_t> unrecorded_attempts_;
