@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from . import checks, http, tools
-from .procs import Context, free_port, log
+from .procs import Context, log
 from .targets import (NginxStatic, ServiceOptions, Sim, Target, restart, start_on_free_port,
                       start_with_sim)
 

@@ -176,39 +176,41 @@ class Sim:
         return self.proc.stop()
 
 
+def _on_a_free_port(target: Target, start, attempts: int):
+    """Returns start(port) for the first fresh port that works: a port found free can be taken
+    by someone else before the service binds it, so a failed start is retried with a new one."""
+    last_error = None
+    for _ in range(attempts):
+        port = free_port()
+        try:
+            return start(port)
+        except Exception as e:  # most likely the port was taken: try again
+            last_error = e
+            log(f"service did not start on :{port} ({str(e).splitlines()[0]}); retrying")
+    raise RuntimeError(f"could not start {target.key}: {last_error}")
+
+
 def start_with_sim(ctx: Context, target: Target, options: ServiceOptions,
                    sim_args: dict, state: object | None = None,
                    attempts: int = 4) -> tuple[Sim, Service]:
     """Starts a simulator and the service wired to each other on fresh ports. The service's
-    port has to be chosen first (the simulator calls back to it), so a port taken by someone
-    else in between is retried with new ones."""
-    last_error = None
-    for _ in range(attempts):
-        port = free_port()
+    port has to be chosen first (the simulator calls back to it)."""
+    def start(port):
         sim = Sim.start(ctx, callback_port=port, **sim_args)
         try:
-            service = target.start(ctx, port, sim.url, options, state)
-            return sim, service
-        except Exception as e:  # most likely the port was taken: try again
-            last_error = e
-            log(f"service did not start on :{port} ({str(e).splitlines()[0]}); retrying")
+            return sim, target.start(ctx, port, sim.url, options, state)
+        except Exception:
             sim.stop()
-    raise RuntimeError(f"could not start {target.key}: {last_error}")
+            raise
+    return _on_a_free_port(target, start, attempts)
 
 
 def start_on_free_port(ctx: Context, target: Target, provider_url: str,
                        options: ServiceOptions, attempts: int = 4) -> Service:
     """Starts one more service on a fresh port (for a simulator that sends no callbacks, so
-    it need not know the port); a port taken in between is retried with a new one."""
-    last_error = None
-    for _ in range(attempts):
-        port = free_port()
-        try:
-            return target.start(ctx, port, provider_url, options)
-        except Exception as e:  # most likely the port was taken: try again
-            last_error = e
-            log(f"service did not start on :{port} ({str(e).splitlines()[0]}); retrying")
-    raise RuntimeError(f"could not start {target.key}: {last_error}")
+    it need not know the port)."""
+    return _on_a_free_port(
+        target, lambda port: target.start(ctx, port, provider_url, options), attempts)
 
 
 def restart(ctx: Context, target: Target, service: Service, sim: Sim,
