@@ -12,9 +12,11 @@
 #include <vector>
 
 #include "app/accounts_view.hpp"
+#include "app/housekeeping.hpp"
 #include "app/ledger.hpp"
 #include "app/payments.hpp"
 #include "app/readers.hpp"
+#include "app/resender.hpp"
 #include "app/writer.hpp"
 #include "config/config.hpp"
 #include "config/logging.hpp"
@@ -30,6 +32,11 @@ namespace asio = boost::asio;
 using namespace ps;
 
 constexpr std::size_t kReaderThreads = 2;
+// Margin of a send attempt's lease beyond the provider timeouts, for the writes around it.
+constexpr std::chrono::milliseconds kSendMargin{5000};
+// Re-sends under way at once, and how many unanswered in a row make a provider outage.
+constexpr std::size_t kResendsInFlight = 256;
+constexpr std::size_t kOutageAfterUnanswered = 16;
 constexpr auto kDrainTimeout = std::chrono::seconds(10);
 constexpr auto kDrainPoll = std::chrono::milliseconds(20);
 
@@ -46,25 +53,51 @@ int run(const config::Config& cfg) {
   core::SystemClock clock;
   auto store =
       store::open_store(cfg.database_url, store::StoreOptions{.durable = cfg.database_durable});
-  app::Ledger ledger(app::LedgerSettings{.time_to_settle_seconds = cfg.time_to_settle_seconds,
-                                         .settle_grace_seconds = cfg.settle_grace_seconds},
-                     store->max_movement_id());
+  // One attempt to send a payment: connect and answer, twice when a pooled connection was stale,
+  // plus the writes around it.
+  const auto send_lease = 2 * (cfg.provider_connect_timeout + cfg.provider_timeout) + kSendMargin;
+  app::Ledger ledger(
+      app::LedgerSettings{
+          .time_to_settle_seconds = cfg.time_to_settle_seconds,
+          .settle_grace_seconds = cfg.settle_grace_seconds,
+          .send_lease_ms = send_lease.count(),
+          .idempotency_key_ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::hours(cfg.idempotency_key_ttl_hours))
+                                        .count(),
+      },
+      store->max_movement_id());
   app::AccountsView accounts;
   app::Writer writer(std::move(store), clock, accounts,
                      app::WriterOptions{.queue_capacity = cfg.write_queue_capacity,
                                         .batch_max = cfg.write_batch_max});
-  std::vector<core::Payment> unresolved;
   writer.run_now([&](store::Store& s, core::TimeMs now, app::Touched& touched) {
     ledger.bootstrap(s, now, touched);
     touched = s.list_accounts();  // publish every account to the read side
-    unresolved = s.payments_with_status(core::status::kSubmitting);
   });
   writer.start();
 
   app::Readers readers(cfg.database_url, kReaderThreads);
   http::Metrics metrics;
-  http::ApiContext context{writer,  ledger,  accounts,
-                           readers, metrics, http::AllowList::parse(cfg.callback_allow_from)};
+  app::ProviderStats provider_stats;
+
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (unsigned i = 0; i < cfg.threads; ++i) workers.push_back(std::make_unique<Worker>());
+  // Payments with an unknown provider outcome, also those left by the last run, wait in the
+  // store; the Resender on the first I/O thread sends them again. Declared after `workers`, so
+  // it is destroyed before the io_context its timer belongs to.
+  auto resender = std::make_unique<app::Resender>(
+      writer, ledger, clock, workers.front()->ioc.get_executor(),
+      app::ResendPolicy{.probe_initial = cfg.provider_retry_initial,
+                        .probe_max = cfg.provider_retry_max,
+                        .in_flight_max = kResendsInFlight,
+                        .max_per_second = cfg.provider_resend_max_per_second,
+                        .outage_after = kOutageAfterUnanswered});
+  app::Housekeeping housekeeping(writer, ledger, workers.front()->ioc.get_executor(),
+                                 app::HousekeepingPolicy{});
+  http::ApiContext context{
+      writer,         ledger,    accounts,
+      readers,        clock,     metrics,
+      provider_stats, *resender, http::AllowList::parse(cfg.callback_allow_from)};
 
   asio::ssl::context tls(asio::ssl::context::tls_client);
   tls.set_default_verify_paths();
@@ -79,28 +112,20 @@ int run(const config::Config& cfg) {
 
   http::ServerState state(cfg.max_connections);
   asio::ip::tcp::endpoint endpoint(asio::ip::make_address(cfg.bind), cfg.port);
-  std::vector<std::unique_ptr<Worker>> workers;
-  for (unsigned i = 0; i < cfg.threads; ++i) {
-    auto w = std::make_unique<Worker>();
+  for (auto& w : workers) {
     w->provider =
         std::make_unique<provider::HttpProvider>(w->ioc.get_executor(), provider_settings, tls);
     w->flow = std::make_unique<app::PaymentFlow>(
         writer, ledger, *w->provider,
         app::RetryPolicy{.initial = cfg.provider_retry_initial, .max = cfg.provider_retry_max},
-        http::render_payment_created, w->ioc.get_executor());
+        http::render_payment_created, provider_stats,
+        [&r = *resender](core::ProviderVerdict v) { r.on_answer(v); });
     w->api = std::make_unique<http::Api>(context, *w->flow);
     w->listener = std::make_unique<http::Listener>(w->ioc, endpoint, *w->api, state);
     endpoint.port(w->listener->port());  // with PORT=0 every thread shares the first free port
-    workers.push_back(std::move(w));
   }
-
-  // Payments whose provider outcome was unknown at the last stop: keep re-sending them.
-  for (std::size_t i = 0; i < unresolved.size(); ++i) {
-    workers[i % workers.size()]->flow->resend_in_background(unresolved[i].money_movement_id);
-  }
-  if (!unresolved.empty()) {
-    spdlog::info("resuming {} payment(s) with an unknown provider outcome", unresolved.size());
-  }
+  resender->start(*workers.front()->flow);
+  housekeeping.start();
 
   // Graceful shutdown: stop accepting, let in-flight requests finish, then stop.
   asio::io_context& main_ioc = workers.front()->ioc;

@@ -54,6 +54,7 @@ Ledger::Ledger(LedgerSettings settings, MovementId largest_issued_id)
     : settings_(settings), ids_(largest_issued_id) {
   assert(settings_.time_to_settle_seconds > 0);
   assert(settings_.settle_grace_seconds >= 0);
+  assert(settings_.send_lease_ms > 0 && settings_.idempotency_key_ttl_ms > 0);
 }
 
 void Ledger::bootstrap(store::Store& s, TimeMs now, Touched& touched) {
@@ -76,16 +77,31 @@ Account Ledger::open_account(store::Store& s, TimeMs now, Touched& touched) {
 }
 
 Outcome<PaymentCreated> Ledger::create_payment(store::Store& s, const NewPayment& request,
-                                               TimeMs now, Touched& touched) {
+                                               TimeMs now, Touched& touched,
+                                               const ResponseRenderer& render_current) {
   assert(core::is_valid_payment_amount(request.amount_cents));
   if (request.idempotency_key) {
-    if (auto seen = s.find_idempotency(*request.idempotency_key)) {
+    auto seen = s.find_idempotency(*request.idempotency_key);
+    if (seen && seen->created_at + settings_.idempotency_key_ttl_ms <= now) {
+      // Expired, not yet swept: the key is free again (Stripe's semantics).
+      s.delete_idempotency(seen->key);
+      seen.reset();
+    }
+    if (seen) {
       if (seen->request_hash != request.request_hash) return Failure::idempotency_key_reused;
-      if (!seen->response_status) return Failure::idempotency_key_in_use;
       auto payment = s.find_payment(seen->money_movement_id);
       if (!payment) throw store::StoreError("idempotency key refers to a missing payment");
-      return PaymentCreated{.payment = std::move(*payment),
-                            .replay = Replay{*seen->response_status, *seen->response_body}};
+      if (seen->response_status) {
+        return PaymentCreated{.payment = std::move(*payment),
+                              .replay = Replay{*seen->response_status, *seen->response_body}};
+      }
+      if (now < seen->created_at + settings_.send_lease_ms) return Failure::idempotency_key_in_use;
+      // The first request is over without its answer stored: answer with the payment now.
+      Replay current = render_current(*payment);
+      if (payment->status != core::status::kSubmitting) {
+        s.complete_idempotency(seen->key, current.status, current.body);
+      }
+      return PaymentCreated{.payment = std::move(*payment), .replay = std::move(current)};
     }
   }
   const auto account = s.find_account(request.account_id);
@@ -104,6 +120,8 @@ Outcome<PaymentCreated> Ledger::create_payment(store::Store& s, const NewPayment
       .settle_deadline = core::settle_deadline(now, settings_.time_to_settle_seconds,
                                                settings_.settle_grace_seconds),
       .callbacks_applied = 0,
+      .resend_at = now + settings_.send_lease_ms,  // the first send is under way
+      .send_attempts = 1,
   };
   const auto next_account = core::apply_new_payment(*account, payment, now);
   if (!next_account) return Failure::overflow;
@@ -128,7 +146,7 @@ Outcome<PaymentCreated> Ledger::create_payment(store::Store& s, const NewPayment
 Outcome<Payment> Ledger::record_provider_verdict(store::Store& s, MovementId id,
                                                  ProviderVerdict verdict, const std::string& detail,
                                                  const ResponseRenderer& render, TimeMs now,
-                                                 Touched& touched) {
+                                                 Touched& touched, TimeMs retry_delay_ms) {
   auto current = s.find_payment(id);
   if (!current) return Failure::payment_not_found;
   Payment next = *current;
@@ -145,7 +163,7 @@ Outcome<Payment> Ledger::record_provider_verdict(store::Store& s, MovementId id,
     case ProviderVerdict::rejected:
       // A rejection only counts while nothing proved the provider has the movement: a 4xx to a
       // re-send of a movement that already got callbacks is the provider refusing a duplicate.
-      if (current->status == core::status::kSubmitting && current->callbacks_applied == 0) {
+      if (core::awaits_provider(*current)) {
         next = core::with_rejection(*current, now);
         const auto account =
             core::apply_payment_change(require_account(s, next.account_id), *current, next, now);
@@ -159,6 +177,10 @@ Outcome<Payment> Ledger::record_provider_verdict(store::Store& s, MovementId id,
       }
       break;
     case ProviderVerdict::unknown:
+      if (core::awaits_provider(*current)) {
+        next = core::with_resend_scheduled(*current, now, retry_delay_ms);
+        s.update_payment(next);
+      }
       break;
   }
 
@@ -172,24 +194,43 @@ Outcome<Payment> Ledger::record_provider_verdict(store::Store& s, MovementId id,
 std::optional<Payment> Ledger::prepare_resend(store::Store& s, MovementId id, TimeMs now) {
   const auto current = s.find_payment(id);
   // A callback proves the provider has the movement, even one that left the status unchanged.
-  if (!current || current->status != core::status::kSubmitting || current->callbacks_applied > 0) {
-    return std::nullopt;
-  }
-  const Payment next = core::with_resend(*current, now, settings_.time_to_settle_seconds,
-                                         settings_.settle_grace_seconds);
+  if (!current || !core::awaits_provider(*current)) return std::nullopt;
+  return lease_for_resend(s, *current, now);
+}
+
+Payment Ledger::lease_for_resend(store::Store& s, const Payment& p, TimeMs now) {
+  const Payment next = core::with_resend(p, now, settings_.time_to_settle_seconds,
+                                         settings_.settle_grace_seconds, settings_.send_lease_ms);
   s.update_payment(next);
   s.append_event(payment_event(ek::kPaymentResent, next, require_account(s, next.account_id), now));
   return next;
 }
 
+ResendClaim Ledger::claim_resends(store::Store& s, TimeMs now, std::size_t limit) {
+  ResendClaim claim;
+  if (limit > 0) {
+    for (const Payment& due : s.due_resends(now, limit)) {
+      // resend_at is cleared whenever a payment stops waiting for the provider.
+      assert(core::awaits_provider(due));
+      claim.payments.push_back(lease_for_resend(s, due, now));
+    }
+  }
+  claim.next_due = s.next_resend_at();
+  return claim;
+}
+
+std::size_t Ledger::expire_idempotency_keys(store::Store& s, TimeMs now, std::size_t limit) {
+  return s.delete_idempotency_created_before(now - settings_.idempotency_key_ttl_ms, limit);
+}
+
 Outcome<Payment> Ledger::apply_callback(store::Store& s, MovementId id,
-                                        const core::CallbackInput& cb, TimeMs now,
-                                        Touched& touched) {
+                                        const core::CallbackInput& cb, TimeMs arrived_at,
+                                        TimeMs now, Touched& touched) {
   const auto current = s.find_payment(id);
   if (!current) return Failure::payment_not_found;
   const Account account = require_account(s, current->account_id);
 
-  if (core::classify_callback(*current, now) == core::CallbackOutcome::late) {
+  if (core::classify_callback(*current, arrived_at) == core::CallbackOutcome::late) {
     // Kept in the history (with the account's balances unchanged), applied to nothing.
     auto event = payment_event(ek::kCallbackLate, *current, account, now);
     event.amount_cents = cb.amount_cents;

@@ -12,6 +12,7 @@
 
 #include "core/ids.hpp"
 #include "core/ledger.hpp"
+#include "core/provider_answer.hpp"
 #include "core/types.hpp"
 #include "store/store.hpp"
 
@@ -42,6 +43,12 @@ using Touched = std::vector<Account>;
 struct LedgerSettings {
   std::int64_t time_to_settle_seconds = 10;
   std::int64_t settle_grace_seconds = 2;
+  // The longest one attempt to send a payment can take (connect and answer, twice when a pooled
+  // connection turned out stale, plus the writes around it). A payment sent longer ago without
+  // a recorded verdict is due again, and an Idempotency-Key whose first request started longer
+  // ago is no longer "in use": that request is over, answered or dead with its process.
+  TimeMs send_lease_ms = 15'000;
+  TimeMs idempotency_key_ttl_ms = TimeMs{24} * 3600 * 1000;  // SPEC 3: 24 hours, as Stripe
 };
 
 struct NewPayment {
@@ -63,10 +70,16 @@ struct PaymentCreated {
   std::optional<Replay> replay;  // set when the key was seen before: answer this, send nothing
 };
 
-enum class ProviderVerdict { accepted, rejected, unknown };
+using core::ProviderVerdict;
 
 // How the HTTP layer renders a payment for an idempotency record: (status, body).
 using ResponseRenderer = std::function<Replay(const Payment&)>;
+
+// Payments claimed for a re-send (their deadlines moved), and when the next one is due.
+struct ResendClaim {
+  std::vector<Payment> payments;
+  std::optional<TimeMs> next_due;
+};
 
 class Ledger {
  public:
@@ -79,27 +92,44 @@ class Ledger {
 
   Account open_account(store::Store& s, TimeMs now, Touched& touched);
 
+  // A key seen before replays its stored answer. A key whose first request ended without
+  // storing one (the process died, or the verdict could not be written) answers with
+  // `render_current` of the payment as it is now; once that payment is no longer `submitting`
+  // the answer is stored, so later replays stay the same.
   Outcome<PaymentCreated> create_payment(store::Store& s, const NewPayment& request, TimeMs now,
-                                         Touched& touched);
+                                         Touched& touched, const ResponseRenderer& render_current);
 
   // Records what the provider said to the money-movement request. `render` produces the response
-  // stored for the payment's idempotency key, if it has one still waiting for its answer.
+  // stored for the payment's idempotency key, if it has one still waiting for its answer. An
+  // unknown outcome makes the payment due again `retry_delay_ms` from now.
   Outcome<Payment> record_provider_verdict(store::Store& s, MovementId id, ProviderVerdict verdict,
                                            const std::string& detail,
                                            const ResponseRenderer& render, TimeMs now,
-                                           Touched& touched);
+                                           Touched& touched, TimeMs retry_delay_ms);
 
-  // Before a re-send: moves the settle deadline. Empty when no re-send is needed any more
-  // (the provider answered, or a callback proved it has the movement).
+  // Before a re-send: moves the settle deadline and leases the payment for one attempt. Empty
+  // when no re-send is needed any more (the provider answered, or a callback proved it has the
+  // movement).
   std::optional<Payment> prepare_resend(store::Store& s, MovementId id, TimeMs now);
 
+  // Leases up to `limit` payments that are due for a re-send (each as prepare_resend does).
+  ResendClaim claim_resends(store::Store& s, TimeMs now, std::size_t limit);
+
+  // Deletes up to `limit` Idempotency-Keys older than the TTL; returns how many.
+  std::size_t expire_idempotency_keys(store::Store& s, TimeMs now, std::size_t limit);
+
+  // `arrived_at`: when the callback's request was read. Lateness is judged by it (SPEC 3), not
+  // by when the writer got to it: a callback that arrived in time is applied even if the
+  // database was slow.
   Outcome<Payment> apply_callback(store::Store& s, MovementId id, const core::CallbackInput& cb,
-                                  TimeMs now, Touched& touched);
+                                  TimeMs arrived_at, TimeMs now, Touched& touched);
 
   std::vector<Account> recalculate(store::Store& s, std::int64_t window_seconds, TimeMs now,
                                    Touched& touched);
 
  private:
+  Payment lease_for_resend(store::Store& s, const Payment& p, TimeMs now);
+
   LedgerSettings settings_;
   core::MovementIdGenerator ids_;
 };

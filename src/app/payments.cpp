@@ -1,10 +1,6 @@
 #include "app/payments.hpp"
 
 #include <spdlog/spdlog.h>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <random>
@@ -12,39 +8,66 @@
 namespace ps::app {
 
 namespace asio = boost::asio;
-using provider::ProviderReply;
+using core::ProviderVerdict;
+using core::SendKind;
+using provider::ConnectionChoice;
 
 namespace {
 
-ProviderVerdict verdict_of(const ProviderReply& reply) {
-  switch (reply.kind) {
-    case ProviderReply::Kind::accepted:
-      return ProviderVerdict::accepted;
-    case ProviderReply::Kind::rejected:
-      return ProviderVerdict::rejected;
-    case ProviderReply::Kind::unknown:
-      break;
-  }
-  return ProviderVerdict::unknown;
+// +-20% jitter, so payments that failed together do not re-send in lockstep.
+TimeMs jittered(TimeMs d) {
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  std::uniform_int_distribution<TimeMs> spread(d * 8 / 10, d * 12 / 10);
+  return spread(rng);
 }
 
-// +-20% jitter, so payments that failed together do not re-send in lockstep.
-std::chrono::milliseconds jittered(std::chrono::milliseconds d) {
-  thread_local std::minstd_rand rng{std::random_device{}()};
-  std::uniform_int_distribution<std::int64_t> spread(d.count() * 8 / 10, d.count() * 12 / 10);
-  return std::chrono::milliseconds(spread(rng));
-}
+// At most one line per second for a fault that repeats with every payment (a wrong password
+// fails them all); the count of the ones not logged goes with the next line.
+class RepeatedFaultLog {
+ public:
+  void error(int http_status) {
+    using Clock = std::chrono::steady_clock;
+    const auto now = Clock::now().time_since_epoch().count();
+    auto last = last_.load(std::memory_order_relaxed);
+    const auto second = std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(1));
+    if (now - last < second.count() || !last_.compare_exchange_strong(last, now)) {
+      suppressed_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    spdlog::error(
+        "the provider answered HTTP {}: it refuses our configuration (PROVIDER_URL or the "
+        "credentials), not the payment; payments stay submitting and are re-sent until it is "
+        "fixed ({} more such answers since the last line)",
+        http_status, suppressed_.exchange(0, std::memory_order_relaxed));
+  }
+
+ private:
+  std::atomic<std::chrono::steady_clock::rep> last_{0};
+  std::atomic<std::uint64_t> suppressed_{0};
+};
+
+RepeatedFaultLog configuration_fault_log;
 
 }  // namespace
 
+ProviderAnswer answer_for_current_status(const Payment& p) {
+  const ProviderVerdict verdict = p.status == core::status::kSubmitting ? ProviderVerdict::unknown
+                                  : p.status == core::status::kRejected ? ProviderVerdict::rejected
+                                                                        : ProviderVerdict::accepted;
+  return ProviderAnswer{.judgement = {.verdict = verdict, .our_configuration_fault = false},
+                        .reply = {}};
+}
+
 PaymentFlow::PaymentFlow(Writer& writer, Ledger& ledger, provider::Provider& provider,
-                         RetryPolicy retry, CreateRenderer render, asio::any_io_executor executor)
+                         RetryPolicy retry, CreateRenderer render, ProviderStats& stats,
+                         std::function<void(ProviderVerdict)> on_answer)
     : writer_(writer),
       ledger_(ledger),
       provider_(provider),
       retry_(retry),
       render_(std::move(render)),
-      executor_(std::move(executor)) {}
+      stats_(stats),
+      on_answer_(std::move(on_answer)) {}
 
 provider::MoneyMovementRequest PaymentFlow::request_for(const Payment& p) const {
   return provider::MoneyMovementRequest{
@@ -56,89 +79,104 @@ provider::MoneyMovementRequest PaymentFlow::request_for(const Payment& p) const 
   };
 }
 
-asio::awaitable<void> PaymentFlow::record_verdict(MovementId id, const ProviderReply& reply,
-                                                  Payment& payment) {
-  const ProviderVerdict verdict = verdict_of(reply);
+asio::awaitable<ProviderAnswer> PaymentFlow::attempt(Payment& payment, SendKind kind) {
+  ProviderAnswer answer;
+  try {
+    const auto movement = request_for(payment);
+    answer.reply = co_await provider_.send(movement, ConnectionChoice::pooled_or_new);
+    if (answer.reply.stale_connection) {
+      // The request may have reached the provider before the connection died, so the copy is
+      // a re-send: its settle deadline moves first (the provider may count from the copy).
+      const MovementId id = payment.money_movement_id;
+      auto lease = [this, id](store::Store& s, TimeMs now, Touched&) {
+        return ledger_.prepare_resend(s, id, now);
+      };
+      const auto leased =
+          co_await writer_.run<std::optional<Payment>>(std::move(lease), Writer::Admission::always);
+      if (leased) {  // else a callback proved meanwhile that the provider has it
+        payment = *leased;
+        kind = SendKind::resend;
+        const auto copy = request_for(payment);
+        answer.reply = co_await provider_.send(copy, ConnectionChoice::new_only);
+      }
+    }
+    answer.judgement = core::judge_provider_answer(answer.reply.http_status, kind);
+  } catch (const std::exception& e) {
+    // Not a transport error (those are replies): the outcome is unknown, and the payment stays
+    // due in the store, so it is sent again when its lease is up.
+    spdlog::error("sending payment {} to the provider failed: {}", payment.money_movement_id,
+                  e.what());
+    answer.reply.error = e.what();
+    answer.judgement = core::ProviderJudgement{};
+  }
+  if (answer.judgement.our_configuration_fault) {
+    stats_.configuration_errors.fetch_add(1, std::memory_order_relaxed);
+    configuration_fault_log.error(answer.reply.http_status);
+  }
+  on_answer_(answer.judgement.verdict);
+  co_return answer;
+}
+
+asio::awaitable<void> PaymentFlow::record(const ProviderAnswer& answer, Payment& payment) {
+  const ProviderVerdict verdict = answer.judgement.verdict;
   const std::string detail =
       verdict == ProviderVerdict::rejected
-          ? "HTTP " + std::to_string(reply.http_status) + ": " + reply.body_excerpt
+          ? "HTTP " + std::to_string(answer.reply.http_status) + ": " + answer.reply.body_excerpt
           : std::string();
-  auto record = [this, id, verdict, detail, reply](store::Store& s, TimeMs now, Touched& touched) {
+  const TimeMs retry_delay_ms = jittered(
+      core::resend_backoff_ms(payment.send_attempts, retry_.initial.count(), retry_.max.count()));
+  const MovementId id = payment.money_movement_id;
+  auto op = [this, id, verdict, detail, answer, retry_delay_ms](store::Store& s, TimeMs now,
+                                                                Touched& touched) {
     return ledger_.record_provider_verdict(
-        s, id, verdict, detail, [this, &reply](const Payment& p) { return render_(p, reply); }, now,
-        touched);
+        s, id, verdict, detail, [this, &answer](const Payment& p) { return render_(p, answer); },
+        now, touched, retry_delay_ms);
   };
-  auto recorded =
-      co_await writer_.run<Outcome<Payment>>(std::move(record), Writer::Admission::always);
+  auto recorded = co_await writer_.run<Outcome<Payment>>(std::move(op), Writer::Admission::always);
   if (auto* p = std::get_if<Payment>(&recorded)) payment = *p;
 }
 
 asio::awaitable<PaymentResult> PaymentFlow::create(const NewPayment& request) {
   auto create_op = [this, new_payment = request](store::Store& s, TimeMs now, Touched& touched) {
-    return ledger_.create_payment(s, new_payment, now, touched);
+    return ledger_.create_payment(s, new_payment, now, touched, [this](const Payment& p) {
+      return render_(p, answer_for_current_status(p));
+    });
   };
   auto created = co_await writer_.run<Outcome<PaymentCreated>>(std::move(create_op));
   auto* ok = std::get_if<PaymentCreated>(&created);
   if (ok == nullptr || ok->replay) co_return PaymentResult{std::move(created), {}};
 
   // The payment is durable from here on: a callback racing ahead of the provider's answer finds
-  // it, and a crash leaves it `submitting`, to be re-sent at the next start.
-  const MovementId id = ok->payment.money_movement_id;
-  const auto movement = request_for(ok->payment);
-  ProviderReply reply = co_await provider_.send(movement);
+  // it, and if this attempt never records its verdict the payment is due again in the store.
+  ProviderAnswer answer = co_await attempt(ok->payment, SendKind::first);
   try {
-    co_await record_verdict(id, reply, ok->payment);
+    co_await record(answer, ok->payment);
   } catch (const std::exception& e) {
-    // The verdict could not be stored; the payment is still `submitting`. Answer as for an
-    // unknown outcome (202) and let the re-send loop settle it.
-    spdlog::error("recording the provider's answer for {} failed: {}", id, e.what());
-    reply = ProviderReply{.kind = ProviderReply::Kind::unknown,
-                          .http_status = 0,
-                          .body_excerpt = {},
-                          .error = e.what()};
+    // The verdict could not be stored; the payment is still `submitting` and due again when
+    // the first send's lease is up. Answer as for an unknown outcome (202).
+    spdlog::error("recording the provider's answer for {} failed: {}",
+                  ok->payment.money_movement_id, e.what());
+    answer = ProviderAnswer{
+        .judgement = {},
+        .reply = {
+            .http_status = 0, .body_excerpt = {}, .error = e.what(), .stale_connection = false}};
   }
-  if (reply.kind == ProviderReply::Kind::unknown) {
-    spdlog::warn("provider outcome unknown for {} (status {}, {}); re-sending in background", id,
-                 reply.http_status, reply.error);
-    resend_in_background(id);
-  }
-  co_return PaymentResult{std::move(created), std::move(reply)};
+  co_return PaymentResult{std::move(created), std::move(answer)};
 }
 
-void PaymentFlow::resend_in_background(MovementId id) {
-  asio::co_spawn(executor_, resend_loop(id), asio::detached);
-}
-
-asio::awaitable<void> PaymentFlow::resend_loop(MovementId id) {
-  asio::steady_timer timer(executor_);
-  auto delay = retry_.initial;
-  for (;;) {
-    timer.expires_after(jittered(delay));
-    co_await timer.async_wait(asio::use_awaitable);
-    delay = std::min(delay * 2, retry_.max);
-    try {
-      auto prepare = [this, id](store::Store& s, TimeMs now, Touched&) {
-        return ledger_.prepare_resend(s, id, now);
-      };
-      const auto payment = co_await writer_.run<std::optional<Payment>>(std::move(prepare),
-                                                                        Writer::Admission::always);
-      if (!payment) break;  // answered meanwhile, or a callback proved the provider has it
-      const auto movement = request_for(*payment);
-      const ProviderReply reply = co_await provider_.send(movement);
-      if (reply.kind == ProviderReply::Kind::unknown) {
-        spdlog::info("re-send of {} still without an answer ({} {})", id, reply.http_status,
-                     reply.error);
-        continue;
-      }
-      Payment recorded = *payment;
-      co_await record_verdict(id, reply, recorded);
-      spdlog::info("re-send of {} answered {}: payment is {}", id, reply.http_status,
-                   recorded.status);
-      break;
-    } catch (const std::exception& e) {
-      spdlog::error("re-send of {} failed: {}", id, e.what());
-    }
+asio::awaitable<ProviderVerdict> PaymentFlow::resend(const Payment& leased) {
+  stats_.resends.fetch_add(1, std::memory_order_relaxed);
+  Payment payment = leased;
+  const ProviderAnswer answer = co_await attempt(payment, SendKind::resend);
+  try {
+    co_await record(answer, payment);
+  } catch (const std::exception& e) {
+    spdlog::error("recording the answer to the re-send of {} failed: {}", payment.money_movement_id,
+                  e.what());
   }
+  spdlog::debug("re-send of {} answered HTTP {} {}: payment is {}", payment.money_movement_id,
+                answer.reply.http_status, answer.reply.error, payment.status);
+  co_return answer.judgement.verdict;
 }
 
 }  // namespace ps::app

@@ -68,6 +68,15 @@ std::variant<Config, Exit> parse(int argc, char** argv) {
   app.add_option("--provider-retry-max-ms", retry_max_ms, "cap of the doubling re-send delay")
       ->envname("PROVIDER_RETRY_MAX_MS")
       ->check(CLI::Range(1, 3600000));
+  app.add_option("--provider-resend-max-per-second", c.provider_resend_max_per_second,
+                 "most re-sends of payments with an unknown outcome started per second (the "
+                 "backlog after a provider outage drains at this rate)")
+      ->envname("PROVIDER_RESEND_MAX_PER_SECOND")
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--idempotency-key-ttl-hours", c.idempotency_key_ttl_hours,
+                 "hours an Idempotency-Key is remembered (then the key may be used again)")
+      ->envname("IDEMPOTENCY_KEY_TTL_HOURS")
+      ->check(CLI::Range(1, 24 * 365));
   app.add_option("--threads", c.threads, "I/O threads (0: one per core)")
       ->envname("THREADS")
       ->check(CLI::Range(0, 256));

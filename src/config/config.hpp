@@ -24,6 +24,8 @@ struct Config {
   std::chrono::milliseconds provider_timeout{5000};
   std::chrono::milliseconds provider_retry_initial{500};
   std::chrono::milliseconds provider_retry_max{30000};
+  std::size_t provider_resend_max_per_second = 20000;
+  std::int64_t idempotency_key_ttl_hours = 24;
   unsigned threads = 0;  // 0: one per core
   int max_connections = 10000;
   std::size_t write_queue_capacity = 16384;

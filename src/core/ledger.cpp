@@ -1,5 +1,6 @@
 #include "core/ledger.hpp"
 
+#include <algorithm>
 #include <cassert>
 
 #include "core/money.hpp"
@@ -94,6 +95,7 @@ Payment with_callback(const Payment& p, const CallbackInput& cb, TimeMs now) {
   if (cb.status) next.status = *cb.status;
   next.updated_at = now;
   next.callbacks_applied += 1;
+  next.resend_at.reset();
   return next;
 }
 
@@ -101,23 +103,46 @@ Payment with_rejection(const Payment& p, TimeMs now) {
   Payment next = p;
   next.status = std::string(status::kRejected);
   next.updated_at = now;
+  next.resend_at.reset();
   return next;
 }
 
 Payment with_acceptance(const Payment& p, TimeMs now) {
-  if (p.status != status::kSubmitting) return p;
   Payment next = p;
+  next.resend_at.reset();
+  if (p.status != status::kSubmitting) return next;
   next.status = std::string(status::kPending);
   next.updated_at = now;
   return next;
 }
 
+bool awaits_provider(const Payment& p) {
+  return p.status == status::kSubmitting && p.callbacks_applied == 0;
+}
+
 Payment with_resend(const Payment& p, TimeMs now, std::int64_t time_to_settle_seconds,
-                    std::int64_t grace_seconds) {
+                    std::int64_t grace_seconds, TimeMs send_lease_ms) {
+  assert(awaits_provider(p) && send_lease_ms > 0);
   Payment next = p;
   next.last_sent_at = now;
   next.settle_deadline = settle_deadline(now, time_to_settle_seconds, grace_seconds);
+  next.resend_at = now + send_lease_ms;
+  next.send_attempts += 1;
   return next;
+}
+
+Payment with_resend_scheduled(const Payment& p, TimeMs now, TimeMs retry_delay_ms) {
+  assert(awaits_provider(p) && retry_delay_ms >= 0);
+  Payment next = p;
+  next.resend_at = now + retry_delay_ms;
+  return next;
+}
+
+TimeMs resend_backoff_ms(std::int64_t attempts_made, TimeMs initial_ms, TimeMs max_ms) {
+  assert(initial_ms > 0 && max_ms >= initial_ms);
+  TimeMs delay = initial_ms;
+  for (std::int64_t i = 1; i < attempts_made && delay < max_ms; ++i) delay *= 2;
+  return std::min(delay, max_ms);
 }
 
 }  // namespace ps::core

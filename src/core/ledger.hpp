@@ -47,6 +47,7 @@ enum class CallbackOutcome { applied, late };
 CallbackOutcome classify_callback(const Payment& p, TimeMs now);
 
 // The payment after an applied callback: the amount is replaced, the status replaced if given.
+// A callback proves the provider holds the movement, so it is no longer re-sent.
 Payment with_callback(const Payment& p, const CallbackInput& cb, TimeMs now);
 
 // The payment after the provider refused it (4xx).
@@ -56,8 +57,21 @@ Payment with_rejection(const Payment& p, TimeMs now);
 // provider's answer; its status wins, so only `submitting` becomes `pending`.
 Payment with_acceptance(const Payment& p, TimeMs now);
 
+// Whether the payment still waits for the provider's verdict and must be (re-)sent: it is
+// `submitting` and no callback proved that the provider holds it.
+bool awaits_provider(const Payment& p);
+
 // The payment after it was (re-)sent at `now`: the provider may count its window from this copy.
+// `send_lease_ms`: the longest one attempt can take; if no verdict is recorded by then, the
+// payment is due again (the attempt died with its process).
 Payment with_resend(const Payment& p, TimeMs now, std::int64_t time_to_settle_seconds,
-                    std::int64_t grace_seconds);
+                    std::int64_t grace_seconds, TimeMs send_lease_ms);
+
+// The payment after an attempt whose outcome is unknown: due again `retry_delay_ms` from `now`.
+Payment with_resend_scheduled(const Payment& p, TimeMs now, TimeMs retry_delay_ms);
+
+// Doubling delay before the next attempt, from `initial_ms` after the first attempt up to
+// `max_ms`.
+TimeMs resend_backoff_ms(std::int64_t attempts_made, TimeMs initial_ms, TimeMs max_ms);
 
 }  // namespace ps::core

@@ -57,6 +57,13 @@ struct Payment {
   TimeMs last_sent_at = 0;     // when the money-movement request was last sent to the provider
   TimeMs settle_deadline = 0;  // last_sent_at + time_to_settle + grace; final afterwards
   std::int64_t callbacks_applied = 0;
+  // While the provider's outcome is unknown: when the money-movement request is (re-)sent
+  // next. Set from creation on, so a payment whose first send never got its verdict recorded
+  // (the process died, the database refused the write) is found and re-sent once the first
+  // send's time is up; cleared by the provider's verdict or a callback. The backlog of re-sends
+  // lives in the store, not in memory (app/resender.hpp).
+  std::optional<TimeMs> resend_at;
+  std::int64_t send_attempts = 0;  // requests sent for this payment so far
 
   bool operator==(const Payment&) const = default;
 };

@@ -125,18 +125,23 @@ Response problem_response(const Problem& p, unsigned version, bool keep_alive) {
   return res;
 }
 
-app::Replay render_payment_created(const core::Payment& p, const provider::ProviderReply& reply) {
-  using Kind = provider::ProviderReply::Kind;
-  if (reply.kind == Kind::rejected) {
-    Problem rejected = simple_problem(
-        status::bad_gateway, "provider-rejected", "The payment provider rejected the payment",
-        "the provider answered HTTP " + std::to_string(reply.http_status));
-    rejected.extra = json::object{{"provider_status", reply.http_status},
-                                  {"provider_body_excerpt", reply.body_excerpt},
-                                  {"payment", payment_json(p)}};
-    return app::Replay{502, json::serialize(rejected.to_json())};
+app::Replay render_payment_created(const core::Payment& p, const app::ProviderAnswer& answer) {
+  switch (answer.judgement.verdict) {
+    case core::ProviderVerdict::rejected: {
+      Problem rejected = simple_problem(
+          status::bad_gateway, "provider-rejected", "The payment provider rejected the payment",
+          "the provider answered HTTP " + std::to_string(answer.reply.http_status));
+      rejected.extra = json::object{{"provider_status", answer.reply.http_status},
+                                    {"provider_body_excerpt", answer.reply.body_excerpt},
+                                    {"payment", payment_json(p)}};
+      return app::Replay{502, json::serialize(rejected.to_json())};
+    }
+    case core::ProviderVerdict::accepted:
+      return app::Replay{201, json::serialize(payment_json(p))};
+    case core::ProviderVerdict::unknown:
+      break;
   }
-  return app::Replay{reply.kind == Kind::accepted ? 201 : 202, json::serialize(payment_json(p))};
+  return app::Replay{202, json::serialize(payment_json(p))};
 }
 
 asio::awaitable<Response> Api::handle(const Request& req, const asio::ip::address& peer) {
@@ -285,11 +290,12 @@ asio::awaitable<Response> Api::create_payment(const Request& req) {
     co_return problem(req, failure_problem(*f));
   }
   const auto& created = std::get<app::PaymentCreated>(result.created);
-  using Kind = provider::ProviderReply::Kind;
   if (!created.replay) {
-    auto& counter = result.provider.kind == Kind::accepted   ? ctx_.metrics.provider_accepted
-                    : result.provider.kind == Kind::rejected ? ctx_.metrics.provider_rejected
-                                                             : ctx_.metrics.provider_unknown;
+    using core::ProviderVerdict;
+    const auto verdict = result.provider.judgement.verdict;
+    auto& counter = verdict == ProviderVerdict::accepted   ? ctx_.metrics.provider_accepted
+                    : verdict == ProviderVerdict::rejected ? ctx_.metrics.provider_rejected
+                                                           : ctx_.metrics.provider_unknown;
     counter.fetch_add(1, std::memory_order_relaxed);
   }
   const app::Replay answer =
@@ -467,8 +473,9 @@ asio::awaitable<Response> Api::callback(const Request& req, const asio::ip::addr
   const auto cb = std::get<CallbackRequest>(std::move(parsed));
 
   auto& ledger = ctx_.ledger;
-  auto apply = [&ledger, cb](store::Store& s, core::TimeMs now, app::Touched& touched) {
-    return ledger.apply_callback(s, cb.money_movement_id, cb.input, now, touched);
+  const core::TimeMs arrived_at = ctx_.clock.now_ms();  // the request has been read
+  auto apply = [&ledger, cb, arrived_at](store::Store& s, core::TimeMs now, app::Touched& touched) {
+    return ledger.apply_callback(s, cb.money_movement_id, cb.input, arrived_at, now, touched);
   };
   const auto outcome = co_await ctx_.writer.run<app::Outcome<core::Payment>>(std::move(apply));
   if (const auto* f = std::get_if<app::Failure>(&outcome)) {
@@ -533,6 +540,12 @@ Response Api::metrics(const Request& req) {
           "New payments whose provider outcome was unknown.", m.provider_unknown.load());
   counter("payment_service_overloaded_total", "Requests refused with 503 (queue full).",
           m.overloaded.load());
+  counter("payment_service_provider_configuration_errors_total",
+          "Provider answers refusing our configuration (401, 403, 405, 407, 3xx); such payments "
+          "stay submitting and are re-sent.",
+          ctx_.provider_stats.configuration_errors.load());
+  counter("payment_service_provider_resends_total", "Payments sent again after an unknown outcome.",
+          ctx_.provider_stats.resends.load());
   counter("payment_service_commits_total", "Group commits.", w.batches.load());
   counter("payment_service_committed_jobs_total", "Write jobs committed.", w.jobs.load());
   counter("payment_service_failed_batches_total", "Group commits rolled back.",
@@ -543,7 +556,10 @@ Response Api::metrics(const Request& req) {
       << static_cast<double>(w.commit_ns_total.load()) / 1e9 << "\n"
       << "# HELP payment_service_write_queue_depth Write jobs waiting.\n"
       << "# TYPE payment_service_write_queue_depth gauge\n"
-      << "payment_service_write_queue_depth " << w.queue_depth.load() << "\n";
+      << "payment_service_write_queue_depth " << w.queue_depth.load() << "\n"
+      << "# HELP payment_service_provider_outage 1 while re-sends get no answer and only probe.\n"
+      << "# TYPE payment_service_provider_outage gauge\n"
+      << "payment_service_provider_outage " << (ctx_.resender.in_outage() ? 1 : 0) << "\n";
   return make_response(status::ok, req.version(), req.keep_alive(), out.str(),
                        "text/plain; version=0.0.4");
 }

@@ -16,6 +16,7 @@
 #include "app/ledger.hpp"
 #include "app/payments.hpp"
 #include "app/readers.hpp"
+#include "app/resender.hpp"
 #include "app/writer.hpp"
 #include "http/allow_list.hpp"
 #include "http/metrics.hpp"
@@ -34,13 +35,16 @@ struct ApiContext {
   app::Ledger& ledger;
   app::AccountsView& accounts;
   app::Readers& readers;
+  const core::Clock& clock;  // the service's time, as the writer uses it
   Metrics& metrics;
+  const app::ProviderStats& provider_stats;
+  const app::Resender& resender;
   AllowList callback_allow_list;
 };
 
-// The answer to POST /payments for a recorded payment and the provider's reply: 201 accepted,
+// The answer to POST /payments for a recorded payment and the provider's answer: 201 accepted,
 // 502 rejected, 202 unknown. Also what an idempotency key replays.
-app::Replay render_payment_created(const core::Payment& p, const provider::ProviderReply& reply);
+app::Replay render_payment_created(const core::Payment& p, const app::ProviderAnswer& answer);
 
 Response problem_response(const Problem& p, unsigned version, bool keep_alive);
 

@@ -159,20 +159,11 @@ asio::awaitable<HttpProvider::Exchange> HttpProvider::exchange(Connection& c,
   const auto& res = parser.get();
   reply.http_status = static_cast<int>(res.result_int());
   reply.body_excerpt = res.body().substr(0, kExcerptBytes);
-  if (reply.http_status >= 200 && reply.http_status < 300) {
-    reply.kind = ProviderReply::Kind::accepted;
-  } else if (reply.http_status >= 400 && reply.http_status < 500) {
-    // 408 and 429 say "not now", not "no": the outcome stays unknown and we re-send.
-    reply.kind = reply.http_status == 408 || reply.http_status == 429
-                     ? ProviderReply::Kind::unknown
-                     : ProviderReply::Kind::rejected;
-  } else {
-    reply.kind = ProviderReply::Kind::unknown;
-  }
   co_return Exchange{.reply = std::move(reply), .reusable = res.keep_alive()};
 }
 
-asio::awaitable<ProviderReply> HttpProvider::send(const MoneyMovementRequest& r) {
+asio::awaitable<ProviderReply> HttpProvider::send(const MoneyMovementRequest& r,
+                                                  ConnectionChoice connection) {
   const std::string body = boost::json::serialize(boost::json::object{
       {"money_movement_id", r.money_movement_id},
       {"account_id", r.account_id},
@@ -181,39 +172,31 @@ asio::awaitable<ProviderReply> HttpProvider::send(const MoneyMovementRequest& r)
       {"time_to_settle_seconds", r.time_to_settle_seconds},
   });
 
-  // A pooled connection may have been closed by the server while idle. Its failure says
-  // nothing about the movement, so we retry once on a fresh connection: re-sending the same
-  // money_movement_id is safe by design. The other pooled connections have likely been idle as
-  // long, so they are dropped too (an e2e test caught two stale ones in a row).
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    std::unique_ptr<Connection> c = attempt == 0 ? take_idle() : nullptr;
-    const bool reused = c != nullptr;
-    if (!reused) {
-      std::string error;
-      c = co_await connect(error);
-      if (!c) {
-        co_return ProviderReply{.kind = ProviderReply::Kind::unknown,
-                                .http_status = 0,
-                                .body_excerpt = {},
-                                .error = error};
-      }
+  std::unique_ptr<Connection> c =
+      connection == ConnectionChoice::pooled_or_new ? take_idle() : nullptr;
+  const bool reused = c != nullptr;
+  if (!reused) {
+    std::string error;
+    c = co_await connect(error);
+    if (!c) {
+      co_return ProviderReply{
+          .http_status = 0, .body_excerpt = {}, .error = error, .stale_connection = false};
     }
-    auto [reply, reusable] = co_await exchange(*c, body);
-    if (reply.http_status == 0 && reused) {
-      idle_.clear();
-      continue;
-    }
-    if (reusable && idle_.size() < settings_.max_idle_connections) {
-      c->tcp().expires_never();
-      c->idle_since = std::chrono::steady_clock::now();
-      idle_.push_back(std::move(c));
-    }
+  }
+  auto [reply, reusable] = co_await exchange(*c, body);
+  if (reply.http_status == 0 && reused) {
+    // The other pooled connections have likely been idle as long: drop them too (an e2e test
+    // caught two stale ones in a row).
+    idle_.clear();
+    reply.stale_connection = true;
     co_return reply;
   }
-  co_return ProviderReply{.kind = ProviderReply::Kind::unknown,
-                          .http_status = 0,
-                          .body_excerpt = {},
-                          .error = "connection lost"};
+  if (reusable && idle_.size() < settings_.max_idle_connections) {
+    c->tcp().expires_never();
+    c->idle_since = std::chrono::steady_clock::now();
+    idle_.push_back(std::move(c));
+  }
+  co_return reply;
 }
 
 // The most recently used idle connection, skipping ones idle so long that servers commonly

@@ -43,7 +43,8 @@ class HttpProvider final : public Provider {
                boost::asio::ssl::context& tls);
   ~HttpProvider() override;
 
-  boost::asio::awaitable<ProviderReply> send(const MoneyMovementRequest& request) override;
+  boost::asio::awaitable<ProviderReply> send(const MoneyMovementRequest& request,
+                                             ConnectionChoice connection) override;
 
  private:
   class Connection;

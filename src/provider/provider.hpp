@@ -17,23 +17,27 @@ struct MoneyMovementRequest {
   std::int64_t time_to_settle_seconds = 0;
 };
 
+// What came back from one request. What it means for the payment is decided by the ledger's
+// rules (core/provider_answer.hpp), not here.
 struct ProviderReply {
-  enum class Kind {
-    accepted,  // 2xx
-    rejected,  // 4xx: the provider refused the movement
-    unknown,   // timeout, connection failure, 5xx: it may or may not have the movement
-  };
-  Kind kind = Kind::unknown;
   int http_status = 0;       // 0 when no HTTP answer arrived
   std::string body_excerpt;  // first bytes of the provider's body, for the 502 problem
-  std::string error;         // transport error, when kind == unknown without an HTTP answer
+  std::string error;         // transport error, when no HTTP answer arrived
+  // No answer on a pooled keep-alive connection: the server may have closed it while idle, so
+  // the failure says little about the provider; the caller may send again at once on a fresh
+  // connection (moving the settle deadline first: the request may have arrived).
+  bool stale_connection = false;
 };
+
+// Whether a request may go out on a pooled keep-alive connection.
+enum class ConnectionChoice { pooled_or_new, new_only };
 
 class Provider {
  public:
   virtual ~Provider() = default;
-  // Never throws for transport errors; they are a `unknown` reply.
-  virtual boost::asio::awaitable<ProviderReply> send(const MoneyMovementRequest& request) = 0;
+  // Never throws for transport errors; they are a reply without an HTTP status.
+  virtual boost::asio::awaitable<ProviderReply> send(const MoneyMovementRequest& request,
+                                                     ConnectionChoice connection) = 0;
 };
 
 }  // namespace ps::provider

@@ -90,7 +90,10 @@ class Store {
 
   virtual std::optional<core::Payment> find_payment(MovementId id) = 0;
   virtual std::vector<core::Payment> list_payments(const PaymentFilter& filter) = 0;
-  virtual std::vector<core::Payment> payments_with_status(std::string_view status) = 0;
+  // Payments whose resend_at is at or before `now`, earliest first, at most `limit`.
+  virtual std::vector<core::Payment> due_resends(TimeMs now, std::size_t limit) = 0;
+  // The earliest resend_at of any payment; empty when none waits for a (re-)send.
+  virtual std::optional<TimeMs> next_resend_at() = 0;
   virtual MovementId max_movement_id() = 0;
   virtual void insert_payment(const core::Payment& p) = 0;
   virtual void update_payment(const core::Payment& p) = 0;
@@ -103,6 +106,9 @@ class Store {
   virtual void insert_idempotency(const IdempotencyRecord& r) = 0;
   virtual void complete_idempotency(const std::string& key, int status,
                                     const std::string& body) = 0;
+  virtual void delete_idempotency(const std::string& key) = 0;
+  // Deletes up to `limit` keys created before `cutoff`, oldest first; returns how many.
+  virtual std::size_t delete_idempotency_created_before(TimeMs cutoff, std::size_t limit) = 0;
 
   // Cheap query proving the store answers (readiness).
   virtual void ping() = 0;

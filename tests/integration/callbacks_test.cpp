@@ -1,5 +1,6 @@
 // POST /money_movement_request_callback: applying status and amount changes, history, late
 // callbacks, and CALLBACK_ALLOW_FROM.
+#include <fstream>
 #include <thread>
 
 #include "service_fixture.hpp"
@@ -377,6 +378,47 @@ TEST_F(LateCallbackTest, PaymentWithoutCallbacksIsFinalAfterDeadline) {
   EXPECT_TRUE(IsProblem(post_callback(id, 300, "posted"), 409, "callback-too-late"));
   EXPECT_EQ(str_field(get_payment(id), "status"), "pending");
   EXPECT_EQ(balances(1), std::make_pair(std::int64_t{300}, std::int64_t{0}));
+}
+
+// A disk whose flushes can be made slow while the service runs (tools/fsync_delay).
+class SlowDiskCallbackTest : public ServiceTest {
+ protected:
+  ServiceConfig config() const override {
+    return {{"--time-to-settle-seconds", "2", "--settle-grace-seconds", "0"},
+            {{"LD_PRELOAD", FSYNC_DELAY_LIB}, {"FSYNC_DELAY_FILE", delay_file().string()}},
+            {}};
+  }
+  [[nodiscard]] std::filesystem::path delay_file() const { return delay_dir_ / "delay_us"; }
+  void set_flush_delay(std::chrono::microseconds delay) const {
+    std::ofstream(delay_file()) << delay.count() << "\n";
+  }
+
+ private:
+  test_support::TempDir delay_dir_{"fsync_delay"};
+};
+
+TEST_F(SlowDiskCallbackTest, CallbackThatArrivedInTimeIsAppliedEvenIfTheDatabaseWasSlow) {
+  const auto created = create_payment(-900);
+  const auto id = int_field(created, "money_movement_id");
+  const auto deadline = parse_timestamp_ms(str_field(created, "settle_deadline"));
+  // From now on every commit takes 2.5 s: a write admitted now keeps the writer busy until
+  // after the payment's deadline (2 s after it was created).
+  set_flush_delay(2500ms);
+  std::thread slow_write([this] {
+    HttpClient http(port(), 15s);
+    http.request("POST", "/accounts");
+  });
+  std::this_thread::sleep_for(300ms);
+  ASSERT_LT(now_ms(), deadline - 500) << "the machine is too slow for this test's timing";
+  HttpClient http(port(), 15s);
+  const auto response = http.post_json(
+      "/money_movement_request_callback",
+      json::object{{"money_movement_id", id}, {"amount_cents", -900}, {"status", "posted"}});
+  set_flush_delay(0us);
+  slow_write.join();
+  EXPECT_GT(now_ms(), deadline) << "the callback was applied before the deadline anyway";
+  EXPECT_TRUE(HasStatus(response, 201)) << "arrived in time, refused because the writer was slow";
+  EXPECT_EQ(balances(1), std::make_pair(std::int64_t{-900}, std::int64_t{-900}));
 }
 
 class CallbackDeniedTest : public ServiceTest {

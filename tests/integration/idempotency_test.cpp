@@ -90,6 +90,57 @@ TEST_F(IdempotencyTest, KeySurvivesRestart) {
   EXPECT_EQ(provider().request_count(), 1U);
 }
 
+// A short connect timeout keeps the window in which a key counts as "in flight" short
+// (it is bounded by the longest a first send can take).
+class IdempotencyCrashTest : public ServiceTest {
+ protected:
+  ServiceConfig config() const override {
+    return {{"--provider-connect-timeout-ms", "200"}, {}, {}};
+  }
+};
+
+TEST_F(IdempotencyCrashTest, KeyWhoseFirstRequestDiedBeforeTheVerdictAnswersThePaymentNow) {
+  // The service dies while the provider holds the first request: the payment is saved
+  // (`submitting`), its key has no answer yet.
+  provider().set_default(FakeProvider::Hang{});
+  const Headers key = {{"Idempotency-Key", "crash-key"}};
+  std::thread first([&] {
+    try {
+      HttpClient http(port());
+      http.post_json("/payments", payment_body(-700, "Crash Cafe"), key);
+    } catch (const std::exception&) {
+      // the connection dies with the service: expected
+    }
+  });
+  ASSERT_TRUE(provider().wait_for_requests(1, 5s));
+  kill9_service();
+  first.join();
+  start_service();
+  // After the restart the re-sends still get no answer, but the provider calls back: proof it
+  // holds the movement, so re-sending stops, and the provider's verdict never arrives.
+  const auto listed = client().get("/payments");
+  ASSERT_TRUE(HasStatus(listed, 200));
+  const auto& saved = listed.object().at("data").as_array();
+  ASSERT_EQ(saved.size(), 1U) << listed.body;
+  const auto id = int_field(saved[0].as_object(), "money_movement_id");
+  apply_callback(id, -650, "posted");
+
+  HttpResponse retry;
+  const bool answered = eventually(
+      [&] {
+        retry = post_payment(-700, "Crash Cafe", 1, key);
+        return retry.status != 409;
+      },
+      8s);
+  ASSERT_TRUE(answered) << "the key stayed in use: " << retry.describe();
+  ASSERT_TRUE(HasStatus(retry, 201));
+  EXPECT_EQ(int_field(retry.object(), "money_movement_id"), id);
+  EXPECT_EQ(str_field(retry.object(), "status"), "posted");
+  EXPECT_EQ(int_field(retry.object(), "amount_cents"), -650);
+  EXPECT_EQ(client().get("/payments").object().at("data").as_array().size(), 1U);
+  provider().set_default(FakeProvider::Reply{});
+}
+
 TEST_F(IdempotencyTest, ConcurrentRequestsWithOneKeyCreateOnePayment) {
   // A slow provider keeps the first request in flight while the others arrive.
   provider().set_default(

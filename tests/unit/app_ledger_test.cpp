@@ -21,6 +21,7 @@ namespace {
 
 constexpr TimeMs kT0 = 1'790'000'000'000;  // 2026
 constexpr TimeMs kWindowMs = 12'000;       // time_to_settle 10 s + grace 2 s
+constexpr TimeMs kRetryDelayMs = 500;
 
 Replay render(const Payment& p) {
   return Replay{p.status == "submitting" ? 202 : 201,
@@ -84,7 +85,7 @@ class AppLedger : public ::testing::Test {
                                                .merchant_name = "Blue Bottle",
                                                .idempotency_key = std::move(key),
                                                .request_hash = std::move(hash)},
-                                    now, t);
+                                    now, t, render);
     });
     last_touched_ = t;
     return r;
@@ -95,8 +96,9 @@ class AppLedger : public ::testing::Test {
   Outcome<Payment> verdict(MovementId id, ProviderVerdict v, TimeMs now,
                            const std::string& detail = "") {
     Touched t;
-    auto r =
-        tx([&] { return ledger_.record_provider_verdict(*store_, id, v, detail, render, now, t); });
+    auto r = tx([&] {
+      return ledger_.record_provider_verdict(*store_, id, v, detail, render, now, t, kRetryDelayMs);
+    });
     last_touched_ = t;
     return r;
   }
@@ -106,7 +108,7 @@ class AppLedger : public ::testing::Test {
     Touched t;
     auto r = tx([&] {
       return ledger_.apply_callback(*store_, id, core::CallbackInput{amount, std::move(status)},
-                                    now, t);
+                                    now, now, t);
     });
     last_touched_ = t;
     return r;
@@ -243,12 +245,89 @@ TEST_F(AppLedger, IdempotencyKeyInUseReusedAndReplayed) {
 TEST_F(AppLedger, UnknownVerdictCompletesTheIdempotencyKeyWithTheSubmittingAnswer) {
   const Payment p = ok(create(100, kT0, std::string("k2"), "h")).payment;
   const Payment same = ok(verdict(p.money_movement_id, ProviderVerdict::unknown, kT0 + 1));
-  EXPECT_EQ(same, p);
-  EXPECT_EQ(payment(p.money_movement_id), p);
+  Payment expected = p;
+  expected.resend_at = kT0 + 1 + kRetryDelayMs;  // due again for a re-send, nothing else moved
+  EXPECT_EQ(same, expected);
+  EXPECT_EQ(payment(p.money_movement_id), expected);
   EXPECT_EQ(count("SELECT COUNT(*) FROM events WHERE kind LIKE 'provider%'"), 0);
   const PaymentCreated& replay = ok(create(100, kT0 + 2, std::string("k2"), "h"));
   ASSERT_TRUE(replay.replay.has_value());
   EXPECT_EQ(replay.replay->status, 202);
+}
+
+TEST_F(AppLedger, ClaimResendsLeasesOnlyDuePaymentsAndMovesTheirDeadlines) {
+  const Payment a = create_ok(100, kT0);
+  const Payment b = create_ok(200, kT0 + 1);
+  const Payment c = create_ok(300, kT0 + 2);
+  ok(verdict(a.money_movement_id, ProviderVerdict::unknown, kT0 + 10));   // due at kT0 + 510
+  ok(verdict(b.money_movement_id, ProviderVerdict::accepted, kT0 + 10));  // answered
+  // c's first send never recorded a verdict: due once its lease is up.
+  const TimeMs lease = LedgerSettings{}.send_lease_ms;
+  auto claim_at = [&](TimeMs now, std::size_t limit) {
+    return tx([&] { return ledger_.claim_resends(*store_, now, limit); });
+  };
+  const auto none = claim_at(kT0 + 500, 10);
+  EXPECT_TRUE(none.payments.empty());
+  EXPECT_EQ(none.next_due, kT0 + 510);
+
+  const auto first = claim_at(kT0 + 600, 10);
+  ASSERT_EQ(first.payments.size(), 1U);
+  EXPECT_EQ(first.payments[0].money_movement_id, a.money_movement_id);
+  EXPECT_EQ(first.payments[0].settle_deadline, kT0 + 600 + kWindowMs);
+  EXPECT_EQ(first.payments[0].resend_at, kT0 + 600 + lease) << "leased for one attempt";
+  EXPECT_EQ(first.payments[0].send_attempts, 2);
+  EXPECT_EQ(payment(a.money_movement_id), first.payments[0]);
+  EXPECT_EQ(first.next_due, kT0 + 2 + lease) << "c, whose first send is still leased";
+
+  const auto later = claim_at(kT0 + 2 + lease, 1);
+  ASSERT_EQ(later.payments.size(), 1U);
+  EXPECT_EQ(later.payments[0].money_movement_id, c.money_movement_id);
+  EXPECT_EQ(events("payment_resent"), 2);
+  EXPECT_FALSE(payment(b.money_movement_id).resend_at.has_value());
+}
+
+TEST_F(AppLedger, AKeyWhoseFirstRequestEndedWithoutAnAnswerAnswersThePaymentAsItIsNow) {
+  const Payment p = ok(create(-700, kT0, std::string("lost"), "h")).payment;
+  const TimeMs lease = LedgerSettings{}.send_lease_ms;
+  // While the first request may still be in flight: in use.
+  EXPECT_EQ(failure(create(-700, kT0 + lease - 1, std::string("lost"), "h")),
+            Failure::idempotency_key_in_use);
+  // Over (its process died): the payment as it is now, not stored while still submitting.
+  const PaymentCreated submitting = ok(create(-700, kT0 + lease, std::string("lost"), "h"));
+  ASSERT_TRUE(submitting.replay.has_value());
+  EXPECT_EQ(submitting.replay->status, 202);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM idempotency_keys WHERE response_status IS NULL"), 1);
+  // One whose payment a callback settled meanwhile: answered and stored from then on.
+  const Payment q = ok(create(-800, kT0, std::string("settled"), "h")).payment;
+  ok(callback(q.money_movement_id, -750, "posted", kT0 + 1000));
+  const PaymentCreated posted = ok(create(-800, kT0 + lease, std::string("settled"), "h"));
+  ASSERT_TRUE(posted.replay.has_value());
+  EXPECT_EQ(posted.replay->status, 201);
+  EXPECT_EQ(posted.payment.status, "posted");
+  EXPECT_EQ(count("SELECT COUNT(*) FROM idempotency_keys WHERE response_status = 201"), 1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM payments"), 2);
+  EXPECT_EQ(p.money_movement_id, submitting.payment.money_movement_id);
+}
+
+TEST_F(AppLedger, IdempotencyKeysExpireAfterTheirTtl) {
+  const TimeMs ttl = LedgerSettings{}.idempotency_key_ttl_ms;
+  const Payment first = ok(create(100, kT0, std::string("old"), "h")).payment;
+  ok(verdict(first.money_movement_id, ProviderVerdict::accepted, kT0 + 1));
+  for (int i = 0; i < 5; ++i) ok(create(1, kT0 + 10 + i, "k" + std::to_string(i), "h"));
+  // Just before the TTL the key replays; at the TTL it is free for a new payment.
+  EXPECT_TRUE(ok(create(100, kT0 + ttl - 1, std::string("old"), "h")).replay.has_value());
+  const PaymentCreated again = ok(create(100, kT0 + ttl, std::string("old"), "h"));
+  EXPECT_FALSE(again.replay.has_value());
+  EXPECT_NE(again.payment.money_movement_id, first.money_movement_id);
+  // The sweep deletes the rest in bounded batches, oldest first, and nothing younger.
+  auto sweep = [&](TimeMs now, std::size_t limit) {
+    return tx([&] { return ledger_.expire_idempotency_keys(*store_, now, limit); });
+  };
+  EXPECT_EQ(sweep(kT0 + ttl + 12, 2), 2U);
+  EXPECT_EQ(sweep(kT0 + ttl + 12, 2), 0U) << "k2..k4 are younger than the TTL";
+  EXPECT_EQ(sweep(kT0 + ttl + 100, 2), 2U);
+  EXPECT_EQ(sweep(kT0 + ttl + 100, 2), 1U);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM idempotency_keys"), 1) << "the new 'old' key stays";
 }
 
 TEST_F(AppLedger, AcceptedVerdictMovesSubmittingToPendingOnce) {
@@ -583,7 +662,7 @@ TEST_F(AppLedger, IdsContinueAfterReopeningTheStore) {
                                                .merchant_name = "x",
                                                .idempotency_key = std::nullopt,
                                                .request_hash = "h"},
-                                    kT0, t);
+                                    kT0, t, render);
   });
   EXPECT_GT(ok(r).payment.money_movement_id, p.money_movement_id);
 }
@@ -600,11 +679,11 @@ TEST(AppLedgerMemory, InMemorySqliteStoreRunsTheUseCases) {
                                                         .merchant_name = "m",
                                                         .idempotency_key = std::nullopt,
                                                         .request_hash = "h"},
-                                             kT0, t);
+                                             kT0, t, render);
   ASSERT_TRUE(std::holds_alternative<PaymentCreated>(created));
   const auto id = std::get<PaymentCreated>(created).payment.money_movement_id;
   ASSERT_TRUE(std::holds_alternative<Payment>(
-      ledger.apply_callback(*s, id, core::CallbackInput{-7, "posted"}, kT0 + 1, t)));
+      ledger.apply_callback(*s, id, core::CallbackInput{-7, "posted"}, kT0 + 1, kT0 + 1, t)));
   s->commit();
   const auto a = s->find_account(1);
   ASSERT_TRUE(a.has_value());

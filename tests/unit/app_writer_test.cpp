@@ -27,6 +27,11 @@
 namespace ps::app {
 namespace {
 
+// create_payment renders an answer only for a repeated Idempotency-Key; these jobs use none.
+Replay no_replay(const Payment&) {
+  return Replay{};
+}
+
 constexpr TimeMs kT0 = 1'790'000'000'000;
 
 // The result of each job, as its completion reported it.
@@ -88,7 +93,7 @@ class AppWriter : public ::testing::Test {
                                                        .merchant_name = "m",
                                                        .idempotency_key = std::nullopt,
                                                        .request_hash = "h"},
-                                            now, t);
+                                            now, t, no_replay);
       if (!std::holds_alternative<PaymentCreated>(r)) throw std::runtime_error("create failed");
     };
   }
@@ -334,7 +339,7 @@ boost::asio::awaitable<void> create_then_fail(Writer& w, Ledger& ledger, RunResu
                                             .merchant_name = "coro",
                                             .idempotency_key = std::nullopt,
                                             .request_hash = "h"},
-                                 now, t);
+                                 now, t, no_replay);
   };
   out.created = co_await w.run<Outcome<PaymentCreated>>(std::move(create_op));
   auto failing_op = [](store::Store&, TimeMs, Touched&) -> int {

@@ -146,7 +146,9 @@ TEST(CoreDelinquency, PropertyFastRuleAgreesWithHistoryRule) {
                   .updated_at = now,
                   .last_sent_at = now,
                   .settle_deadline = now + 12'000,
-                  .callbacks_applied = 0};
+                  .callbacks_applied = 0,
+                  .resend_at = std::nullopt,
+                  .send_attempts = 1};
         p.original_amount_cents = p.amount_cents;
         next = apply_new_payment(account, p, now);
         payments.push_back(p);

@@ -17,6 +17,7 @@ namespace ps::core {
 namespace {
 
 constexpr TimeMs kT0 = 1'790'000'000'000;  // some instant in 2026
+constexpr TimeMs kSendLeaseMs = 15'000;
 
 Account fresh_account(TimeMs created_at = kT0) {
   return Account{.account_id = 1,
@@ -38,7 +39,9 @@ Payment new_payment(Cents amount, MovementId id = 42, TimeMs now = kT0) {
                  .updated_at = now,
                  .last_sent_at = now,
                  .settle_deadline = settle_deadline(now, 10, 2),
-                 .callbacks_applied = 0};
+                 .callbacks_applied = 0,
+                 .resend_at = now + kSendLeaseMs,  // its first send is under way
+                 .send_attempts = 1};
 }
 
 // A payment and its account, moved together the way app::Ledger moves them.
@@ -196,11 +199,37 @@ TEST(CoreLedger, SettleDeadlineIsLastSendPlusWindowPlusGrace) {
   EXPECT_EQ(settle_deadline(kT0, 1, 0), kT0 + 1'000);
 
   const Payment p = new_payment(100);
-  const Payment resent = with_resend(p, kT0 + 5'000, 10, 2);
+  const Payment resent = with_resend(p, kT0 + 5'000, 10, 2, kSendLeaseMs);
   EXPECT_EQ(resent.last_sent_at, kT0 + 5'000);
   EXPECT_EQ(resent.settle_deadline, kT0 + 17'000);
   EXPECT_EQ(resent.amount_cents, p.amount_cents);
   EXPECT_EQ(resent.status, p.status);
+  // Leased for one attempt: due again if no verdict is recorded by then.
+  EXPECT_EQ(resent.resend_at, kT0 + 5'000 + kSendLeaseMs);
+  EXPECT_EQ(resent.send_attempts, 2);
+}
+
+TEST(CoreLedger, AnUnknownOutcomeSchedulesTheNextSendWithDoublingBackoff) {
+  const Payment p = new_payment(100);
+  EXPECT_EQ(with_resend_scheduled(p, kT0 + 700, 500).resend_at, kT0 + 1'200);
+  EXPECT_EQ(resend_backoff_ms(1, 500, 30'000), 500);
+  EXPECT_EQ(resend_backoff_ms(2, 500, 30'000), 1'000);
+  EXPECT_EQ(resend_backoff_ms(4, 500, 30'000), 4'000);
+  EXPECT_EQ(resend_backoff_ms(7, 500, 30'000), 30'000);
+  EXPECT_EQ(resend_backoff_ms(1'000'000, 500, 30'000), 30'000);
+}
+
+TEST(CoreLedger, OnlyASubmittingPaymentWithoutCallbacksAwaitsTheProvider) {
+  Payment p = new_payment(100);
+  EXPECT_TRUE(awaits_provider(p));
+  // Any callback proves the provider holds the movement, even one that kept the status.
+  const Payment called_back = with_callback(p, CallbackInput{100, std::nullopt}, kT0 + 5);
+  EXPECT_EQ(called_back.status, "submitting");
+  EXPECT_FALSE(awaits_provider(called_back));
+  EXPECT_FALSE(called_back.resend_at.has_value()) << "would be re-sent after the provider has it";
+  EXPECT_FALSE(with_rejection(p, kT0 + 5).resend_at.has_value());
+  p.status = "pending";
+  EXPECT_FALSE(awaits_provider(p));
 }
 
 TEST(CoreLedger, CallbackAtTheDeadlineAppliesOneMillisecondLaterIsLate) {
@@ -242,11 +271,13 @@ TEST(CoreLedger, AcceptanceOnlyChangesSubmitting) {
   EXPECT_EQ(accepted.updated_at, kT0 + 10);
   EXPECT_EQ(accepted.amount_cents, 100);
   EXPECT_EQ(accepted.callbacks_applied, 0);
+  EXPECT_FALSE(accepted.resend_at.has_value()) << "an accepted payment is not re-sent";
 
   for (const char* s : {"pending", "posted", "failed", "rejected"}) {
     SCOPED_TRACE(s);
     Payment p = new_payment(100);
     p.status = s;
+    p.resend_at.reset();  // a payment leaves the re-send queue when it leaves `submitting`
     EXPECT_EQ(with_acceptance(p, kT0 + 10), p);  // untouched, updated_at included
   }
 }

@@ -279,7 +279,9 @@ TEST(HttpCodecRender, PaymentAndAccountJson) {
                         .updated_at = 1'795'661'400'123,
                         .last_sent_at = 0,
                         .settle_deadline = 12'000,
-                        .callbacks_applied = 3};
+                        .callbacks_applied = 3,
+                        .resend_at = std::nullopt,
+                        .send_attempts = 1};
   const auto j = payment_json(p);
   EXPECT_EQ(j.at("money_movement_id").as_int64(), 9'007'199'254'740'991);
   EXPECT_EQ(j.at("amount_cents").as_int64(), -2500);

@@ -60,6 +60,16 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_by_payment ON idempotency_keys (money_movement_id);
 )sql",
+    // 2: the backlog of (re-)sends lives in the payments (resend_at, send_attempts) instead of
+    // in memory, and idempotency keys expire (created_at index for the sweep).
+    R"sql(
+ALTER TABLE payments ADD COLUMN resend_at INTEGER NULL;
+ALTER TABLE payments ADD COLUMN send_attempts INTEGER NOT NULL DEFAULT 1;
+UPDATE payments SET resend_at = last_sent_at
+  WHERE status = 'submitting' AND callbacks_applied = 0;
+CREATE INDEX payments_resend_due ON payments (resend_at) WHERE resend_at IS NOT NULL;
+CREATE INDEX idempotency_by_created ON idempotency_keys (created_at);
+)sql",
 };
 
 TimeMs wall_clock_ms() {
@@ -70,7 +80,8 @@ TimeMs wall_clock_ms() {
 
 constexpr const char* kPaymentColumns =
     "money_movement_id, account_id, amount_cents, original_amount_cents, merchant_name, status, "
-    "created_at, updated_at, last_sent_at, settle_deadline, callbacks_applied";
+    "created_at, updated_at, last_sent_at, settle_deadline, callbacks_applied, resend_at, "
+    "send_attempts";
 
 core::Payment read_payment(const Statement& s) {
   return core::Payment{
@@ -85,6 +96,8 @@ core::Payment read_payment(const Statement& s) {
       .last_sent_at = s.int64(8),
       .settle_deadline = s.int64(9),
       .callbacks_applied = s.int64(10),
+      .resend_at = s.optional_int64(11),
+      .send_attempts = s.int64(12),
   };
 }
 
@@ -179,12 +192,18 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  std::vector<core::Payment> payments_with_status(std::string_view status) override {
-    Reset r(*payments_with_status_);
-    payments_with_status_->bind(1, status);
+  std::vector<core::Payment> due_resends(TimeMs now, std::size_t limit) override {
+    Reset r(*due_resends_);
+    due_resends_->bind(1, now).bind(2, static_cast<std::int64_t>(limit));
     std::vector<core::Payment> out;
-    while (payments_with_status_->step()) out.push_back(read_payment(*payments_with_status_));
+    while (due_resends_->step()) out.push_back(read_payment(*due_resends_));
     return out;
+  }
+
+  std::optional<TimeMs> next_resend_at() override {
+    Reset r(*next_resend_at_);
+    if (!next_resend_at_->step()) return std::nullopt;
+    return next_resend_at_->optional_int64(0);
   }
 
   MovementId max_movement_id() override { return scalar(*max_movement_id_); }
@@ -245,6 +264,15 @@ class SqliteStore final : public Store {
 
   void complete_idempotency(const std::string& key, int status, const std::string& body) override {
     complete_idempotency_->bind(1, std::int64_t{status}).bind(2, body).bind(3, key).run();
+  }
+
+  void delete_idempotency(const std::string& key) override {
+    delete_idempotency_->bind(1, key).run();
+  }
+
+  std::size_t delete_idempotency_created_before(TimeMs cutoff, std::size_t limit) override {
+    expire_idempotency_->bind(1, cutoff).bind(2, static_cast<std::int64_t>(limit)).run();
+    return static_cast<std::size_t>(sqlite3_changes(conn_.handle()));
   }
 
   void ping() override { scalar(*ping_); }
@@ -316,17 +344,22 @@ class SqliteStore final : public Store {
                    sql((filters & 2U) != 0 ? " AND status = ?2" : "",
                        " ORDER BY money_movement_id DESC LIMIT ?4")));
     }
-    payments_with_status_ = make(sql(
-        "SELECT ", kPaymentColumns, " FROM payments WHERE status = ?1 ORDER BY money_movement_id"));
+    // Both walk payments_resend_due, a partial index that holds only the payments waiting for
+    // the provider: a handful in normal operation, the backlog during an outage.
+    due_resends_ = make(sql("SELECT ", kPaymentColumns,
+                            " FROM payments WHERE resend_at <= ?1 ORDER BY resend_at LIMIT ?2"));
+    next_resend_at_ = make("SELECT MIN(resend_at) FROM payments WHERE resend_at IS NOT NULL");
     max_movement_id_ = make("SELECT COALESCE(MAX(money_movement_id), 0) FROM payments");
-    insert_payment_ = make(sql("INSERT INTO payments (", kPaymentColumns,
-                               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
+    insert_payment_ =
+        make(sql("INSERT INTO payments (", kPaymentColumns,
+                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"));
     // Only the mutable columns are SET: SQLite rewrites the entries of every index whose
     // columns appear in SET, so naming account_id would churn payments_by_account on each
     // callback. The immutable ones are matched instead, so an attempt to change one fails.
     update_payment_ = make(
         "UPDATE payments SET amount_cents = ?3, status = ?6, updated_at = ?8, last_sent_at = ?9, "
-        "settle_deadline = ?10, callbacks_applied = ?11 WHERE money_movement_id = ?1 "
+        "settle_deadline = ?10, callbacks_applied = ?11, resend_at = ?12, send_attempts = ?13 "
+        "WHERE money_movement_id = ?1 "
         "AND account_id = ?2 AND original_amount_cents = ?4 AND merchant_name = ?5 "
         "AND created_at = ?7");
     insert_event_ = make(
@@ -347,6 +380,10 @@ class SqliteStore final : public Store {
         "VALUES (?1, ?2, ?3, ?4)");
     complete_idempotency_ =
         make("UPDATE idempotency_keys SET response_status = ?1, response_body = ?2 WHERE key = ?3");
+    delete_idempotency_ = make("DELETE FROM idempotency_keys WHERE key = ?1");
+    expire_idempotency_ = make(
+        "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys "
+        "WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)");
     ping_ = make("SELECT COUNT(*) FROM schema_migrations");
   }
 
@@ -370,7 +407,9 @@ class SqliteStore final : public Store {
         .bind(8, p.updated_at)
         .bind(9, p.last_sent_at)
         .bind(10, p.settle_deadline)
-        .bind(11, p.callbacks_applied);
+        .bind(11, p.callbacks_applied)
+        .bind(12, p.resend_at)
+        .bind(13, p.send_attempts);
   }
 
   static std::optional<IdempotencyRecord> read_idempotency(Statement& s) {
@@ -401,10 +440,10 @@ class SqliteStore final : public Store {
   // [filters]: bit 0 account_id, bit 1 status.
   std::array<std::unique_ptr<Statement>, 4> list_payments_;
   std::unique_ptr<Statement> begin_, commit_, rollback_, find_account_, list_accounts_,
-      max_account_id_, insert_account_, update_account_, find_payment_, payments_with_status_,
-      max_movement_id_, insert_payment_, update_payment_, insert_event_, callback_history_,
-      find_idempotency_, find_idempotency_for_payment_, insert_idempotency_, complete_idempotency_,
-      ping_;
+      max_account_id_, insert_account_, update_account_, find_payment_, due_resends_,
+      next_resend_at_, max_movement_id_, insert_payment_, update_payment_, insert_event_,
+      callback_history_, find_idempotency_, find_idempotency_for_payment_, insert_idempotency_,
+      complete_idempotency_, delete_idempotency_, expire_idempotency_, ping_;
 };
 
 }  // namespace

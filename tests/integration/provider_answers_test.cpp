@@ -1,0 +1,115 @@
+// What each answer of the provider means for a payment (SPEC 3): 409 to a copy, the statuses
+// that say our configuration is wrong, and the one immediate re-send after a stale pooled
+// connection, which must move the settle deadline like any re-send.
+#include <thread>
+
+#include "service_fixture.hpp"
+
+namespace integration {
+namespace {
+
+using namespace std::chrono_literals;
+
+using ProviderAnswersTest = ServiceTest;
+
+// The value of an unlabelled counter in GET /metrics; -1 when absent.
+std::int64_t metric(HttpClient& client, std::string_view name) {
+  const auto body = client.get("/metrics").body;
+  const std::string prefix = std::string(name) + " ";
+  for (std::size_t at = body.find(prefix); at != std::string::npos;
+       at = body.find(prefix, at + 1)) {
+    if (at == 0 || body[at - 1] == '\n') return std::stoll(body.substr(at + prefix.size()));
+  }
+  return -1;
+}
+
+TEST_F(ProviderAnswersTest, Conflict409ToAResendMeansTheProviderHoldsThePayment) {
+  // The first attempt's outcome is unknown (the provider may have taken it); the copy is
+  // refused with 409 because the provider remembers the id: the payment is pending.
+  provider().enqueue(FakeProvider::reply(500, "timeout upstream"));
+  provider().enqueue(FakeProvider::reply(409, R"({"detail":"duplicate money_movement_id"})"));
+  const auto response = post_payment(-3100);
+  ASSERT_TRUE(HasStatus(response, 202));
+  const auto id = int_field(response.object(), "money_movement_id");
+  ASSERT_TRUE(provider().wait_for_requests(2, 5s));
+  EXPECT_TRUE(eventually([&] { return str_field(get_payment(id), "status") == "pending"; }))
+      << to_json(get_payment(id));
+  EXPECT_EQ(balances(1).first, -3100) << "a payment the provider holds left the balance";
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(provider().request_count(), 2U) << "kept re-sending after the provider said it has it";
+}
+
+TEST_F(ProviderAnswersTest, Conflict409ToAFirstRequestIsARejection) {
+  provider().enqueue(FakeProvider::reply(409, R"({"detail":"conflict"})"));
+  const auto response = post_payment(-3200);
+  ASSERT_TRUE(IsProblem(response, 502, "provider-rejected"));
+  EXPECT_EQ(int_field(response.object(), "provider_status"), 409);
+  EXPECT_EQ(balances(1).first, 0);
+}
+
+TEST_F(ProviderAnswersTest, OurConfigurationFaultsAreNotRejectionsAndAreResent) {
+  // Wrong credentials, a proxy wanting credentials, a URL that is not the endpoint, a redirect:
+  // the provider did not judge the payment. 202, re-sent until the configuration is fixed
+  // (here: the next answer is 201), logged and counted.
+  const std::vector<unsigned> statuses = {401, 403, 405, 407, 301, 302, 307};
+  std::int64_t expected_balance = 0;
+  std::vector<std::int64_t> ids;
+  for (std::size_t i = 0; i < statuses.size(); ++i) {
+    provider().enqueue(FakeProvider::reply(statuses[i], R"({"detail":"not for you"})"));
+    const auto amount = -100 - static_cast<std::int64_t>(i);
+    const auto response = post_payment(amount);
+    ASSERT_TRUE(HasStatus(response, 202)) << "provider answered " << statuses[i];
+    EXPECT_EQ(str_field(response.object(), "status"), "submitting");
+    ids.push_back(int_field(response.object(), "money_movement_id"));
+    expected_balance += amount;
+  }
+  for (const auto id : ids) {
+    EXPECT_TRUE(eventually([&] { return str_field(get_payment(id), "status") == "pending"; }))
+        << to_json(get_payment(id));
+  }
+  EXPECT_EQ(balances(1).first, expected_balance);
+  EXPECT_EQ(metric(client(), "payment_service_provider_configuration_errors_total"),
+            static_cast<std::int64_t>(statuses.size()));
+  EXPECT_NE(service().log().find("configuration"), std::string::npos) << service().log_tail();
+  // 404 stays a rejection: the provider may use it for an account or merchant it does not know.
+  provider().enqueue(FakeProvider::reply(404, R"({"detail":"unknown account"})"));
+  EXPECT_TRUE(IsProblem(post_payment(-5), 502, "provider-rejected"));
+}
+
+// One I/O thread, so the second payment is sent on the connection the first one left pooled.
+class StaleConnectionTest : public ServiceTest {
+ protected:
+  ServiceConfig config() const override { return {{"--threads", "1"}, {}, {}}; }
+};
+
+TEST_F(StaleConnectionTest, ImmediateResendMovesTheSettleDeadline) {
+  create_payment_id(10);  // leaves a keep-alive connection in the service's pool
+  // The pooled connection swallows the next request without an answer until the 500 ms
+  // provider timeout; the service then sends the copy at once on a fresh connection.
+  provider().enqueue(FakeProvider::Hang{});
+  const auto response = post_payment(-20);
+  ASSERT_TRUE(HasStatus(response, 201)) << "the fresh connection's 201 was not used";
+  const auto& payment = response.object();
+  const auto window_ms = (10 + 2) * 1000;  // time_to_settle + grace, the defaults
+  const auto deadline = parse_timestamp_ms(str_field(payment, "settle_deadline"));
+  const auto created = parse_timestamp_ms(str_field(payment, "created_at"));
+  EXPECT_GE(deadline - created, window_ms + 450)
+      << "the copy was sent ~500 ms later, but the deadline still counts from the first send";
+  const auto id = int_field(payment, "money_movement_id");
+  EXPECT_EQ(
+      db_count("events WHERE kind='payment_resent' AND money_movement_id=" + std::to_string(id)),
+      1);
+}
+
+TEST_F(StaleConnectionTest, Conflict409ToTheImmediateResendIsPending) {
+  create_payment_id(10);
+  provider().enqueue(FakeProvider::Hang{});  // the copy on the stale connection reached it
+  provider().enqueue(FakeProvider::reply(409, R"({"detail":"duplicate"})"));
+  const auto response = post_payment(-30);
+  ASSERT_TRUE(HasStatus(response, 201)) << "409 to the copy means the provider holds it";
+  EXPECT_EQ(str_field(response.object(), "status"), "pending");
+  EXPECT_EQ(balances(1).first, -20);
+}
+
+}  // namespace
+}  // namespace integration
