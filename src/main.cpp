@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -49,10 +50,36 @@ struct Worker {
   std::unique_ptr<http::Listener> listener;
 };
 
+// Logs what the service clock saw of the wall clock. Service time itself never follows a step
+// (core/clock.hpp): settle and delinquency windows are elapsed time.
+void log_clock_step(const core::ClockStep& step) {
+  const double size_s = static_cast<double>(step.size_ms) / 1000.0;
+  const double offset_s = static_cast<double>(step.wall_minus_service_ms) / 1000.0;
+  if (step.kind == core::ClockStep::Kind::behind_at_start) {
+    spdlog::warn(
+        "wall clock is {:.3f} s behind the newest stored time: service time continues from the "
+        "stored time, so no timestamp, settle deadline or id goes back",
+        -size_s);
+    return;
+  }
+  const std::string summed =
+      step.steps > 1 ? fmt::format(" ({} steps since the last report, summed)", step.steps) : "";
+  spdlog::warn(
+      "wall clock stepped {} by {:.3f} s{}; it is now {:.3f} s {} service time. Service time "
+      "follows elapsed time, so settle and delinquency windows are unchanged; a restart "
+      "re-anchors to the wall clock if it is ahead",
+      size_s < 0 ? "back" : "forward", size_s < 0 ? -size_s : size_s, summed,
+      offset_s < 0 ? -offset_s : offset_s, offset_s < 0 ? "behind" : "ahead of");
+}
+
 int run(const config::Config& cfg) {
-  core::SystemClock clock;
   auto store =
       store::open_store(cfg.database_url, store::StoreOptions{.durable = cfg.database_durable});
+  // Anchored at the newest time written before this start, so time never goes back across a
+  // restart either (SPEC 2).
+  const core::SystemTimeSources time_sources;
+  const core::ServiceClock clock(time_sources, store->latest_event_time().value_or(0),
+                                 log_clock_step);
   // One attempt to send a payment: connect and answer, twice when a pooled connection was stale,
   // plus the writes around it.
   const auto send_lease = 2 * (cfg.provider_connect_timeout + cfg.provider_timeout) + kSendMargin;

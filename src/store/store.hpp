@@ -99,6 +99,10 @@ class Store {
   virtual void update_payment(const core::Payment& p) = 0;
 
   virtual void append_event(const Event& e) = 0;
+  // `at` of the newest event (largest event_id); empty when there is none. The service's time
+  // high-water mark at start (core::ServiceClock): service time never goes back, so the newest
+  // event carries the largest `at`. One primary-key lookup, not a scan.
+  virtual std::optional<TimeMs> latest_event_time() = 0;
   virtual std::vector<CallbackRecord> callback_history(MovementId id) = 0;
 
   virtual std::optional<IdempotencyRecord> find_idempotency(const std::string& key) = 0;

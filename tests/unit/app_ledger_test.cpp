@@ -667,6 +667,23 @@ TEST_F(AppLedger, IdsContinueAfterReopeningTheStore) {
   EXPECT_GT(ok(r).payment.money_movement_id, p.money_movement_id);
 }
 
+// The service clock's high-water mark (core/clock.hpp): the newest time written, also after a
+// restart.
+TEST_F(AppLedger, LatestEventTimeIsTheNewestWriteAndSurvivesReopening) {
+  EXPECT_EQ(store_->latest_event_time(), kT0);  // bootstrap opened account 1
+  const Payment p = create_ok(100, kT0 + 5'000);
+  ok(callback(p.money_movement_id, 100, "posted", kT0 + 7'000));
+  EXPECT_EQ(store_->latest_event_time(), kT0 + 7'000);
+  store_.reset();
+  store_ = store::open_store("sqlite:" + path_, {});
+  EXPECT_EQ(store_->latest_event_time(), kT0 + 7'000);
+}
+
+TEST(AppStore, LatestEventTimeOfAnEmptyStoreIsEmpty) {
+  const auto s = store::open_store("sqlite::memory:", {});
+  EXPECT_EQ(s->latest_event_time(), std::nullopt);
+}
+
 TEST(AppLedgerMemory, InMemorySqliteStoreRunsTheUseCases) {
   auto s = store::open_store("sqlite::memory:", {});
   Ledger ledger(LedgerSettings{}, s->max_movement_id());

@@ -229,6 +229,12 @@ class SqliteStore final : public Store {
         .run();
   }
 
+  std::optional<TimeMs> latest_event_time() override {
+    Reset r(*latest_event_time_);
+    if (!latest_event_time_->step()) return std::nullopt;
+    return latest_event_time_->int64(0);
+  }
+
   std::vector<CallbackRecord> callback_history(MovementId id) override {
     Reset r(*callback_history_);
     callback_history_->bind(1, id);
@@ -366,6 +372,8 @@ class SqliteStore final : public Store {
         "INSERT INTO events (at, kind, account_id, money_movement_id, amount_cents, status, "
         "settle_deadline, balance_after, settled_balance_after, detail) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    // event_id is the rowid: SQLite reads the last entry of the table's b-tree and stops.
+    latest_event_time_ = make("SELECT at FROM events ORDER BY event_id DESC LIMIT 1");
     callback_history_ = make(
         "SELECT at, amount_cents, status, kind FROM events WHERE money_movement_id = ?1 "
         "AND kind IN ('callback_applied', 'callback_late') ORDER BY event_id");
@@ -444,6 +452,7 @@ class SqliteStore final : public Store {
       next_resend_at_, max_movement_id_, insert_payment_, update_payment_, insert_event_,
       callback_history_, find_idempotency_, find_idempotency_for_payment_, insert_idempotency_,
       complete_idempotency_, delete_idempotency_, expire_idempotency_, ping_;
+  std::unique_ptr<Statement> latest_event_time_;
 };
 
 }  // namespace
