@@ -35,7 +35,10 @@ using namespace ps;
 constexpr std::size_t kReaderThreads = 2;
 // Margin of a send attempt's lease beyond the provider timeouts, for the writes around it.
 constexpr std::chrono::milliseconds kSendMargin{5000};
-// Re-sends under way at once, and how many unanswered in a row make a provider outage.
+// Re-sends under way at once, and how many unanswered in a row make a provider outage. 256 in
+// flight drained a 23,000-payment backlog in 10.7 s, 32 (the provider client's idle pool) in
+// 19 s: the drain waits on the whole lifecycle (verdicts and the callbacks they start), not on
+// connections (tests/e2e, ProviderOutageUnderLoad...).
 constexpr std::size_t kResendsInFlight = 256;
 constexpr std::size_t kOutageAfterUnanswered = 16;
 constexpr auto kDrainTimeout = std::chrono::seconds(10);

@@ -219,6 +219,10 @@ ResendClaim Ledger::claim_resends(store::Store& s, TimeMs now, std::size_t limit
   return claim;
 }
 
+std::size_t Ledger::make_backoffs_due(store::Store& s, TimeMs now) {
+  return s.make_backoffs_due(now, settings_.send_lease_ms);
+}
+
 std::size_t Ledger::expire_idempotency_keys(store::Store& s, TimeMs now, std::size_t limit) {
   return s.delete_idempotency_created_before(now - settings_.idempotency_key_ttl_ms, limit);
 }

@@ -115,6 +115,10 @@ class Ledger {
   // Leases up to `limit` payments that are due for a re-send (each as prepare_resend does).
   ResendClaim claim_resends(store::Store& s, TimeMs now, std::size_t limit);
 
+  // The provider answers again after an outage: every payment waiting out its backoff (grown
+  // while the provider was down) is due now. Returns how many.
+  std::size_t make_backoffs_due(store::Store& s, TimeMs now);
+
   // Deletes up to `limit` Idempotency-Keys older than the TTL; returns how many.
   std::size_t expire_idempotency_keys(store::Store& s, TimeMs now, std::size_t limit);
 

@@ -71,7 +71,21 @@ void Resender::end_outage() {
   outage_flag_.store(false, std::memory_order_relaxed);
   unanswered_in_a_row_ = 0;
   probe_pause_ = policy_.probe_initial;
-  spdlog::info("the provider answers again: re-sending the waiting payments");
+  asio::co_spawn(executor_, drain_after_outage(), asio::detached);
+}
+
+asio::awaitable<void> Resender::drain_after_outage() {
+  try {
+    auto op = [this](store::Store& s, TimeMs now, Touched&) {
+      return ledger_.make_backoffs_due(s, now);
+    };
+    const std::size_t due =
+        co_await writer_.run<std::size_t>(std::move(op), Writer::Admission::always);
+    spdlog::info("the provider answers again: re-sending the {} waiting payment(s)", due);
+  } catch (const std::exception& e) {
+    // They stay due after their own backoff.
+    spdlog::error("making the waiting payments due after the outage failed: {}", e.what());
+  }
   wake_at(SteadyClock::now());
 }
 

@@ -11,7 +11,8 @@
 // commit per re-send (measured before: 5,000 commits/s during an outage, 50-125% of a core).
 // Then one payment at a time probes the provider, with doubling pauses; the first definite
 // answer, to a probe or to any new payment's first send, ends the outage and the whole backlog
-// is due at once (measured before: a 36 s drain, waiting out each payment's 30 s backoff).
+// is due at once, whatever backoff each payment had reached (measured before: a 36 s drain,
+// waiting out each payment's 30 s backoff).
 //
 // Runs on one I/O thread: the executor given to start(). on_answer() is thread-safe.
 
@@ -62,6 +63,7 @@ class Resender {
   boost::asio::awaitable<void> resend(Payment payment);
   void wake_at(SteadyClock::time_point t);  // on the executor
   void end_outage();                        // on the executor
+  boost::asio::awaitable<void> drain_after_outage();
   std::size_t take_tokens(std::size_t wanted);
 
   Writer& writer_;

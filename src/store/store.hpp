@@ -94,6 +94,10 @@ class Store {
   virtual std::vector<core::Payment> due_resends(TimeMs now, std::size_t limit) = 0;
   // The earliest resend_at of any payment; empty when none waits for a (re-)send.
   virtual std::optional<TimeMs> next_resend_at() = 0;
+  // Makes every payment waiting out a backoff due at `now`; payments under a send lease (their
+  // resend_at is exactly last_sent_at + `send_lease_ms`: an attempt is under way) keep it.
+  // Returns how many.
+  virtual std::size_t make_backoffs_due(TimeMs now, TimeMs send_lease_ms) = 0;
   virtual MovementId max_movement_id() = 0;
   virtual void insert_payment(const core::Payment& p) = 0;
   virtual void update_payment(const core::Payment& p) = 0;

@@ -1,9 +1,13 @@
 // End-to-end tests: payment_service + payment_provider_sim (real callbacks) + loadgen, compared
 // with the simulator's truth, the service's API and the SQLite ledger.
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <fstream>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -24,6 +28,16 @@ constexpr auto kQuiescenceTimeout = 90s;
 constexpr auto kRestartDowntime = 250ms;
 // payment_provider_sim closes server connections idle for 30 s (kServerIdleTimeout).
 constexpr auto kProviderIdleClose = 32s;
+
+// Resident memory of a process, from /proc (kB); -1 when unreadable.
+std::int64_t rss_kb(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
 
 std::vector<std::string> callbacks_2_to_5() {
   return {"--callbacks-min", "2", "--callbacks-max", "5"};
@@ -234,6 +248,86 @@ TEST_F(EndToEnd, PaymentsAfterIdleProviderConnectionsAreAccepted) {
   expect_service_matches_truth(truth);
   expect_ledger_invariants();
   expect_graceful_stop();
+}
+
+// Issue 8 #9: a two-minute provider outage under a steady load of new payments. The backlog of
+// payments with an unknown outcome waits in the database, not in memory; during the outage one
+// payment at a time probes the provider; when it answers again the backlog drains. Nothing is
+// lost: afterwards every payment matches the simulator's truth.
+TEST_F(EndToEnd, ProviderOutageUnderLoadKeepsMemoryBoundedAndDrainsWhenItReturns) {
+  constexpr auto kOutage = 120s;
+  constexpr int kPaymentsPerSecond = 250;
+  constexpr std::int64_t kRssGrowthLimitKb = 32 * 1024;
+  start_sim(callbacks_2_to_5());
+  start_service({});
+  // Warm up (connection pools, allocator caches) before the memory baseline.
+  const auto warm =
+      run_loadgen({"payments", "--count", "500", "--concurrency", "8", "--seed", "5"});
+  ASSERT_EQ(warm.status_counts.count("201"), 1U) << describe_counts(warm);
+  const auto rss_before = rss_kb(service().pid());
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> accepted{0};
+  std::atomic<int> unknown{0};
+  std::atomic<int> other{0};
+  std::thread load([&] {
+    HttpClient http(service_port(), 15s);
+    auto next = std::chrono::steady_clock::now();
+    for (int i = 0; !stop.load(); ++i) {
+      const auto response = http.post_json(
+          "/payments", json::object{{"account_id", 1},
+                                    {"amount_cents", (i % 2 == 0 ? -1 : 1) * (100 + i % 900)},
+                                    {"merchant_name", "Outage Cafe"}});
+      (response.status == 201 ? accepted : response.status == 202 ? unknown : other) += 1;
+      next += std::chrono::microseconds(1'000'000 / kPaymentsPerSecond);
+      std::this_thread::sleep_until(next);
+    }
+  });
+
+  set_provider_down(true);
+  const auto outage_started = std::chrono::steady_clock::now();
+  std::int64_t rss_max = rss_before;
+  while (std::chrono::steady_clock::now() - outage_started < kOutage) {
+    std::this_thread::sleep_for(1s);
+    rss_max = std::max(rss_max, rss_kb(service().pid()));
+  }
+  const int backlog = unknown.load();
+  set_provider_down(false);
+  const auto outage_ended = std::chrono::steady_clock::now();
+  // New payments keep arriving for a moment: their first sends see the provider back.
+  std::this_thread::sleep_for(2s);
+  stop = true;
+  load.join();
+
+  std::optional<double> drained_s;
+  while (std::chrono::steady_clock::now() - outage_ended < 60s) {
+    rss_max = std::max(rss_max, rss_kb(service().pid()));
+    const auto waiting = client().get("/payments?status=submitting&limit=1");
+    ASSERT_EQ(waiting.status, 200U) << waiting.describe();
+    if (waiting.object().at("data").as_array().empty()) {
+      drained_s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - outage_ended).count();
+      break;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  std::cerr << "[ measured ] outage " << kOutage.count() << " s at " << kPaymentsPerSecond
+            << " payments/s: " << backlog << " answered 202 (backlog), " << accepted.load()
+            << " 201, RSS " << rss_before / 1024 << " MB before, at most " << rss_max / 1024
+            << " MB; drained " << (drained_s ? std::to_string(*drained_s) : "never")
+            << " s after the provider came back\n";
+  EXPECT_EQ(other.load(), 0) << "answers other than 201/202";
+  EXPECT_GT(backlog, kPaymentsPerSecond * 60) << "the outage did not hold payments back";
+  ASSERT_TRUE(drained_s.has_value()) << "payments still submitting 60 s after the outage";
+  EXPECT_LT(rss_max - rss_before, kRssGrowthLimitKb)
+      << "memory grew with the backlog: " << rss_before << " kB -> " << rss_max << " kB";
+
+  const auto still_pending = wait_for_quiescence(kQuiescenceTimeout);
+  ASSERT_FALSE(still_pending) << "not quiescent: " << *still_pending;
+  const Truth truth = this->truth();
+  EXPECT_EQ(static_cast<int>(truth.movements.size()), 500 + accepted.load() + unknown.load());
+  expect_service_matches_truth(truth);
+  expect_ledger_invariants();
 }
 
 }  // namespace

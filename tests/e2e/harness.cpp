@@ -276,6 +276,14 @@ LoadgenRun EndToEndTest::run_loadgen(const std::vector<std::string>& args) {
   return run;
 }
 
+void EndToEndTest::set_provider_down(bool down) {
+  const auto response =
+      sim_client_->request("PUT", "/outage", json::serialize(json::object{{"down", down}}));
+  if (response.status != 200) {
+    throw std::runtime_error("PUT /outage: " + response.describe());
+  }
+}
+
 Truth EndToEndTest::truth() {
   const auto response = sim_client_->get("/truth");
   if (response.status != 200) {

@@ -97,6 +97,8 @@ class EndToEndTest : public ::testing::Test {
 
   HttpClient& client();  // to the service
   Truth truth();
+  // PUT /outage on the simulator: while down it answers every money movement 503.
+  void set_provider_down(bool down);
   // GET /payments (all pages), optionally with a query such as "status=submitting".
   std::vector<json::object> list_payments(std::string_view query = "");
   json::object get_payment(std::int64_t id);

@@ -286,6 +286,25 @@ TEST_F(AppLedger, ClaimResendsLeasesOnlyDuePaymentsAndMovesTheirDeadlines) {
   EXPECT_FALSE(payment(b.money_movement_id).resend_at.has_value());
 }
 
+TEST_F(AppLedger, AfterAnOutageBackoffsBecomeDueButSendsUnderWayKeepTheirLease) {
+  const TimeMs lease = LedgerSettings{}.send_lease_ms;
+  const Payment waiting = create_ok(100, kT0);
+  ok(verdict(waiting.money_movement_id, ProviderVerdict::unknown, kT0 + 10));  // due kT0 + 510
+  const Payment first_send = create_ok(200, kT0 + 20);  // its first attempt is under way
+  const Payment leased = create_ok(300, kT0 + 30);
+  ok(verdict(leased.money_movement_id, ProviderVerdict::unknown, kT0 + 40));
+  const auto claimed = tx([&] { return ledger_.claim_resends(*store_, kT0 + 600, 1); });
+  ASSERT_EQ(claimed.payments.size(), 1U);
+  ASSERT_EQ(claimed.payments[0].money_movement_id, waiting.money_movement_id);
+  ok(verdict(waiting.money_movement_id, ProviderVerdict::unknown, kT0 + 700));  // no answer again
+  EXPECT_EQ(payment(waiting.money_movement_id).resend_at, kT0 + 700 + kRetryDelayMs);
+
+  EXPECT_EQ(tx([&] { return ledger_.make_backoffs_due(*store_, kT0 + 650); }), 1U);
+  EXPECT_EQ(payment(waiting.money_movement_id).resend_at, kT0 + 650);
+  EXPECT_EQ(payment(first_send.money_movement_id).resend_at, kT0 + 20 + lease);
+  EXPECT_EQ(payment(leased.money_movement_id).resend_at, kT0 + 540) << "already due: untouched";
+}
+
 TEST_F(AppLedger, AKeyWhoseFirstRequestEndedWithoutAnAnswerAnswersThePaymentAsItIsNow) {
   const Payment p = ok(create(-700, kT0, std::string("lost"), "h")).payment;
   const TimeMs lease = LedgerSettings{}.send_lease_ms;

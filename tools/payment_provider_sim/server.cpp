@@ -21,6 +21,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 
@@ -210,12 +211,17 @@ asio::awaitable<std::optional<Server::Response>> Server::handle(const Request& r
     if (request.method() != http::verb::get) co_return method_not_allowed(request, "GET");
     co_return handle_truth(request);
   }
+  if (path == "/outage") {
+    if (request.method() != http::verb::put) co_return method_not_allowed(request, "PUT");
+    co_return handle_outage(request);
+  }
   if (path == "/healthz") {
     if (request.method() != http::verb::get) co_return method_not_allowed(request, "GET");
     co_return json_response(request, http::status::ok, boost::json::object{{"status", "ok"}});
   }
-  co_return problem(request, http::status::not_found, "not-found", "Not found",
-                    "The simulator serves POST /money_movement/, GET /truth and GET /healthz.");
+  co_return problem(
+      request, http::status::not_found, "not-found", "Not found",
+      "The simulator serves POST /money_movement/, GET /truth, PUT /outage and GET /healthz.");
 }
 
 bool Server::authorized(const Request& request) const {
@@ -238,7 +244,15 @@ asio::awaitable<std::optional<Server::Response>> Server::handle_money_movement(
   MoneyMovement movement;
   const auto now = Clock::now();
 
-  if (!authorized(request)) {
+  if (outage_.load(std::memory_order_relaxed)) {
+    // A provider that is down: nothing is recorded, every request is answered 503.
+    {
+      std::lock_guard lock(truth_.mutex);
+      ++truth_.book.counters().failed;
+    }
+    response = problem(request, http::status::service_unavailable, "outage", "Provider down",
+                       "Simulated outage (PUT /outage); try again later.");
+  } else if (!authorized(request)) {
     response = problem(request, http::status::unauthorized, "unauthorized", "Unauthorized",
                        "Valid HTTP Basic credentials are required.");
     response->set(http::field::www_authenticate, "Basic realm=\"payment_provider_sim\"");
@@ -308,6 +322,19 @@ asio::awaitable<std::optional<Server::Response>> Server::handle_money_movement(
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
   }
   co_return response;
+}
+
+Server::Response Server::handle_outage(const Request& request) {
+  boost::system::error_code ec;
+  const auto body = boost::json::parse(request.body(), ec);
+  const auto* down = !ec && body.is_object() ? body.as_object().if_contains("down") : nullptr;
+  if (down == nullptr || !down->is_bool()) {
+    return problem(request, http::status::bad_request, "bad-request", "Bad outage request",
+                   "The body must be {\"down\": true} or {\"down\": false}.");
+  }
+  outage_.store(down->as_bool(), std::memory_order_relaxed);
+  spdlog::info("outage {}", down->as_bool() ? "started: every money movement gets 503" : "ended");
+  return json_response(request, http::status::ok, boost::json::object{{"down", down->as_bool()}});
 }
 
 Server::Response Server::handle_truth(const Request& request) {

@@ -48,6 +48,7 @@ class Server {
   asio::awaitable<std::optional<Response>> handle_money_movement(const Request& request,
                                                                  const asio::ip::address& remote);
   Response handle_truth(const Request& request);
+  Response handle_outage(const Request& request);
   bool authorized(const Request& request) const;
 
   asio::io_context& io_context_;
@@ -57,6 +58,7 @@ class Server {
   std::string expected_credentials_;  // base64("user:password"), computed once
   std::optional<asio::ip::tcp::acceptor> acceptor_;
   std::atomic<std::size_t> connections_{0};
+  std::atomic<bool> outage_{false};  // PUT /outage: every money movement answered 503
 };
 
 }  // namespace provider_sim

@@ -272,6 +272,11 @@ class SqliteStore final : public Store {
     complete_idempotency_->bind(1, std::int64_t{status}).bind(2, body).bind(3, key).run();
   }
 
+  std::size_t make_backoffs_due(TimeMs now, TimeMs send_lease_ms) override {
+    make_backoffs_due_->bind(1, now).bind(2, send_lease_ms).run();
+    return static_cast<std::size_t>(sqlite3_changes(conn_.handle()));
+  }
+
   void delete_idempotency(const std::string& key) override {
     delete_idempotency_->bind(1, key).run();
   }
@@ -355,6 +360,9 @@ class SqliteStore final : public Store {
     due_resends_ = make(sql("SELECT ", kPaymentColumns,
                             " FROM payments WHERE resend_at <= ?1 ORDER BY resend_at LIMIT ?2"));
     next_resend_at_ = make("SELECT MIN(resend_at) FROM payments WHERE resend_at IS NOT NULL");
+    make_backoffs_due_ = make(
+        "UPDATE payments SET resend_at = ?1 WHERE resend_at > ?1 "
+        "AND resend_at <> last_sent_at + ?2");
     max_movement_id_ = make("SELECT COALESCE(MAX(money_movement_id), 0) FROM payments");
     insert_payment_ =
         make(sql("INSERT INTO payments (", kPaymentColumns,
@@ -451,7 +459,7 @@ class SqliteStore final : public Store {
       max_account_id_, insert_account_, update_account_, find_payment_, due_resends_,
       next_resend_at_, max_movement_id_, insert_payment_, update_payment_, insert_event_,
       callback_history_, find_idempotency_, find_idempotency_for_payment_, insert_idempotency_,
-      complete_idempotency_, delete_idempotency_, expire_idempotency_, ping_;
+      complete_idempotency_, delete_idempotency_, expire_idempotency_, make_backoffs_due_, ping_;
   std::unique_ptr<Statement> latest_event_time_;
 };
 
