@@ -10,6 +10,8 @@
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
 
+#include <algorithm>
+#include <cassert>
 #include <optional>
 #include <stdexcept>
 
@@ -24,7 +26,6 @@ using tcp = asio::ip::tcp;
 
 namespace {
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t kExcerptBytes = 512;
 constexpr std::uint64_t kResponseBodyLimit = std::uint64_t{64} * 1024;
 }  // namespace
 
@@ -61,6 +62,63 @@ ProviderEndpoint parse_provider_url(const std::string& url) {
   while (!path.empty() && path.back() == '/') path.pop_back();
   e.target = path + "/money_movement/";
   return e;
+}
+
+namespace {
+
+// Length of the well-formed UTF-8 sequence at the start of `s` (Unicode Table 3-7: no overlong
+// forms, no surrogates, nothing above U+10FFFF), or 0 with `bad` set to the length of its
+// "maximal subpart": the bytes that one U+FFFD replaces (at least 1).
+std::size_t utf8_sequence(std::string_view s, std::size_t& bad) {
+  const auto b = static_cast<unsigned char>(s[0]);
+  bad = 1;
+  if (b <= 0x7F) return 1;
+  std::size_t length = 0;
+  unsigned char low = 0x80;  // range of the second byte
+  unsigned char high = 0xBF;
+  if (b >= 0xC2 && b <= 0xDF) {
+    length = 2;
+  } else if (b >= 0xE0 && b <= 0xEF) {
+    length = 3;
+    if (b == 0xE0) low = 0xA0;   // below U+0800 would be overlong
+    if (b == 0xED) high = 0x9F;  // U+D800..U+DFFF are surrogates
+  } else if (b >= 0xF0 && b <= 0xF4) {
+    length = 4;
+    if (b == 0xF0) low = 0x90;   // below U+10000 would be overlong
+    if (b == 0xF4) high = 0x8F;  // above U+10FFFF
+  } else {
+    return 0;  // a continuation byte, an overlong lead (C0, C1) or F5..FF
+  }
+  for (std::size_t k = 1; k < length; ++k) {
+    if (k >= s.size()) return 0;  // truncated: the bytes so far are one maximal subpart
+    const auto c = static_cast<unsigned char>(s[k]);
+    if (c < (k == 1 ? low : 0x80) || c > (k == 1 ? high : 0xBF)) return 0;
+    bad = k + 1;
+  }
+  return length;
+}
+
+}  // namespace
+
+// The excerpt goes into our JSON (the 502 problem) and into the stored idempotent replay, both
+// of which must be valid UTF-8, while the provider may send anything (Latin-1, binary). So it
+// is cut at a character boundary, never inside one, and every ill-formed sequence becomes
+// U+FFFD, one per maximal subpart as Unicode recommends (what browsers and ICU do).
+std::string body_excerpt(std::string_view body, std::size_t max_bytes) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  std::string out;
+  out.reserve(std::min(body.size(), max_bytes));
+  std::size_t i = 0;
+  while (i < body.size()) {
+    std::size_t bad = 0;
+    const std::size_t length = utf8_sequence(body.substr(i), bad);
+    const std::string_view piece = length > 0 ? body.substr(i, length) : kReplacement;
+    if (out.size() + piece.size() > max_bytes) break;
+    out += piece;
+    i += length > 0 ? length : bad;
+  }
+  assert(out.size() <= max_bytes);
+  return out;
 }
 
 // One keep-alive connection, plain or TLS.
@@ -158,7 +216,7 @@ asio::awaitable<HttpProvider::Exchange> HttpProvider::exchange(Connection& c,
   }
   const auto& res = parser.get();
   reply.http_status = static_cast<int>(res.result_int());
-  reply.body_excerpt = res.body().substr(0, kExcerptBytes);
+  reply.body_excerpt = body_excerpt(res.body());
   if (reply.http_status >= 200 && reply.http_status < 300) {
     reply.kind = ProviderReply::Kind::accepted;
   } else if (reply.http_status >= 400 && reply.http_status < 500) {
