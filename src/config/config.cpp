@@ -56,7 +56,8 @@ std::variant<Config, Exit> parse(int argc, char** argv) {
   app.add_option("--callback-allow-from", c.callback_allow_from,
                  "comma-separated CIDRs allowed to call the callback endpoint (empty: any)")
       ->envname("CALLBACK_ALLOW_FROM");
-  app.add_option("--provider-connect-timeout-ms", connect_ms, "provider connect timeout")
+  app.add_option("--provider-connect-timeout-ms", connect_ms,
+                 "bound on reaching the provider: DNS resolution, connect and TLS handshake")
       ->envname("PROVIDER_CONNECT_TIMEOUT_MS")
       ->check(CLI::Range(1, 60000));
   app.add_option("--provider-timeout-ms", timeout_ms, "provider request timeout after connect")

@@ -3,6 +3,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 
@@ -155,15 +157,51 @@ HttpProvider::~HttpProvider() = default;
 
 asio::awaitable<std::unique_ptr<HttpProvider::Connection>> HttpProvider::connect(
     std::string& error) {
-  tcp::resolver resolver(executor_);
-  auto [rec, results] = co_await resolver.async_resolve(endpoint_.host, endpoint_.port, kTuple);
-  if (rec) {
-    error = "resolve " + endpoint_.host + ": " + rec.message();
+  // One deadline for reaching the provider: name resolution, TCP connect and TLS handshake.
+  const auto deadline = std::chrono::steady_clock::now() + settings_.connect_timeout;
+
+  // Asio's resolver runs getaddrinfo(3) on a background thread, and cancel() cannot interrupt a
+  // call already running: an awaited async_resolve completes only when the system resolver gives
+  // up (glibc's defaults: 5 s per try, 2 tries per name server), and every later lookup
+  // of this io_context queues behind it. So the lookup reports into a shared state, and this
+  // coroutine waits on a timer that the lookup's completion cancels, whichever comes first. On
+  // timeout the resolver is cancelled (a queued lookup is dropped) and a late answer is ignored;
+  // the state lives until that answer arrives. (The resolver's thread is joined when the
+  // io_context is destroyed, so a shutdown may still wait for one lookup that hangs.)
+  struct Lookup {
+    explicit Lookup(const asio::any_io_executor& ex) : resolver(ex), timer(ex) {}
+    tcp::resolver resolver;
+    asio::steady_timer timer;
+    bool done = false;
+    boost::system::error_code error;
+    tcp::resolver::results_type results;
+  };
+  auto lookup = std::make_shared<Lookup>(executor_);
+  lookup->timer.expires_at(deadline);
+  lookup->resolver.async_resolve(
+      endpoint_.host, endpoint_.port,
+      [lookup](const boost::system::error_code& ec, tcp::resolver::results_type results) {
+        lookup->done = true;  // runs on executor_, like this coroutine: no data race
+        lookup->error = ec;
+        lookup->results = std::move(results);
+        lookup->timer.cancel();
+      });
+  // Expired, or cancelled by the lookup's completion: `lookup->done` says which.
+  co_await lookup->timer.async_wait(kTuple);
+  if (!lookup->done) {
+    lookup->resolver.cancel();
+    error = "resolve " + endpoint_.host + ": timed out after " +
+            std::to_string(settings_.connect_timeout.count()) + " ms";
     co_return nullptr;
   }
+  if (lookup->error) {
+    error = "resolve " + endpoint_.host + ": " + lookup->error.message();
+    co_return nullptr;
+  }
+  const tcp::resolver::results_type results = lookup->results;
   auto c = endpoint_.tls ? std::make_unique<Connection>(executor_, tls_)
                          : std::make_unique<Connection>(executor_);
-  c->tcp().expires_after(settings_.connect_timeout);
+  c->tcp().expires_at(deadline);
   auto [cec, ep] = co_await c->tcp().async_connect(results, kTuple);
   if (cec) {
     error = "connect: " + cec.message();
