@@ -203,6 +203,7 @@ int main(int argc, char** argv) {
   if (const auto* exit = std::get_if<config::Exit>(&parsed)) return exit->code;
   const auto& cfg = std::get<config::Config>(parsed);
   config::setup_logging(cfg.log_level, cfg.log_format);
+  for (const auto& warning : config::startup_warnings(cfg)) spdlog::warn("{}", warning);
   try {
     return run(cfg);
   } catch (const std::exception& e) {

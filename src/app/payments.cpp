@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <random>
 
+#include "util/rate_limited_log.hpp"
+
 namespace ps::app {
 
 namespace asio = boost::asio;
@@ -21,32 +23,8 @@ TimeMs jittered(TimeMs d) {
   return spread(rng);
 }
 
-// At most one line per second for a fault that repeats with every payment (a wrong password
-// fails them all); the count of the ones not logged goes with the next line.
-class RepeatedFaultLog {
- public:
-  void error(int http_status) {
-    using Clock = std::chrono::steady_clock;
-    const auto now = Clock::now().time_since_epoch().count();
-    auto last = last_.load(std::memory_order_relaxed);
-    const auto second = std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(1));
-    if (now - last < second.count() || !last_.compare_exchange_strong(last, now)) {
-      suppressed_.fetch_add(1, std::memory_order_relaxed);
-      return;
-    }
-    spdlog::error(
-        "the provider answered HTTP {}: it refuses our configuration (PROVIDER_URL or the "
-        "credentials), not the payment; payments stay submitting and are re-sent until it is "
-        "fixed ({} more such answers since the last line)",
-        http_status, suppressed_.exchange(0, std::memory_order_relaxed));
-  }
-
- private:
-  std::atomic<std::chrono::steady_clock::rep> last_{0};
-  std::atomic<std::uint64_t> suppressed_{0};
-};
-
-RepeatedFaultLog configuration_fault_log;
+// A wrong password fails every payment the same way: one line a second, with the count.
+util::RateLimitedLog configuration_fault_log;
 
 }  // namespace
 
@@ -111,7 +89,14 @@ asio::awaitable<ProviderAnswer> PaymentFlow::attempt(Payment& payment, SendKind 
   }
   if (answer.judgement.our_configuration_fault) {
     stats_.configuration_errors.fetch_add(1, std::memory_order_relaxed);
-    configuration_fault_log.error(answer.reply.http_status);
+    if (std::uint64_t suppressed = 0;
+        configuration_fault_log.should_log(std::to_string(answer.reply.http_status), suppressed)) {
+      spdlog::error(
+          "the provider answered HTTP {}: it refuses our configuration (PROVIDER_URL or the "
+          "credentials), not the payment; payments stay submitting and are re-sent until it is "
+          "fixed ({} more such answers since the last line)",
+          answer.reply.http_status, suppressed);
+    }
   }
   on_answer_(answer.judgement.verdict);
   co_return answer;

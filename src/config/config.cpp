@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include <CLI/CLI.hpp>
+#include <boost/url/parse.hpp>
 
 #include <cstdlib>
 #include <iostream>
@@ -55,7 +56,8 @@ std::variant<Config, Exit> parse(int argc, char** argv) {
   app.add_option("--callback-allow-from", c.callback_allow_from,
                  "comma-separated CIDRs allowed to call the callback endpoint (empty: any)")
       ->envname("CALLBACK_ALLOW_FROM");
-  app.add_option("--provider-connect-timeout-ms", connect_ms, "provider connect timeout")
+  app.add_option("--provider-connect-timeout-ms", connect_ms,
+                 "bound on reaching the provider: DNS resolution, connect and TLS handshake")
       ->envname("PROVIDER_CONNECT_TIMEOUT_MS")
       ->check(CLI::Range(1, 60000));
   app.add_option("--provider-timeout-ms", timeout_ms, "provider request timeout after connect")
@@ -113,6 +115,13 @@ std::variant<Config, Exit> parse(int argc, char** argv) {
   if (c.provider_url.empty()) {
     return invalid("PROVIDER_URL (--provider-url) is required, e.g. http://127.0.0.1:9090");
   }
+  // Credentials in the URL would be ignored (the client sends PROVIDER_USERNAME/PASSWORD), and
+  // a URL is echoed in logs and process listings. Refused, and the URL is not quoted back.
+  if (const auto url = boost::urls::parse_uri(c.provider_url); url && url->has_userinfo()) {
+    return invalid(
+        "PROVIDER_URL must not contain credentials (user:password@host); set them in "
+        "PROVIDER_USERNAME and PROVIDER_PASSWORD instead");
+  }
   try {
     provider::parse_provider_url(c.provider_url);
   } catch (const std::invalid_argument& e) {
@@ -137,6 +146,23 @@ std::variant<Config, Exit> parse(int argc, char** argv) {
   c.provider_password = env_or_empty("PROVIDER_PASSWORD");
   if (c.threads == 0) c.threads = std::max(1U, std::thread::hardware_concurrency());
   return c;
+}
+
+std::vector<std::string> startup_warnings(const Config& c) {
+  std::vector<std::string> warnings;
+  // The provider requires Basic auth (SPEC 1) and answers 401 without it, which is handled as an
+  // unknown outcome: the payment is re-sent until the configuration is fixed. An empty value is
+  // almost always a deployment mistake, so it is said at start, not found from stuck payments.
+  auto warn_if_empty = [&warnings](const char* name, const std::string& value) {
+    if (value.empty()) {
+      warnings.push_back(std::string(name) +
+                         " is empty or unset: the provider is called with empty Basic-auth "
+                         "credentials");
+    }
+  };
+  warn_if_empty("PROVIDER_USERNAME", c.provider_username);
+  warn_if_empty("PROVIDER_PASSWORD", c.provider_password);
+  return warnings;
 }
 
 }  // namespace ps::config

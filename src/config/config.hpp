@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace ps::config {
 
@@ -40,5 +41,9 @@ struct Exit {
 
 // Parses flags and environment; prints help or errors itself.
 std::variant<Config, Exit> parse(int argc, char** argv);
+
+// Settings that are allowed but probably wrong, one sentence each, for the log at start
+// (parse runs before logging is set up). Never quotes a secret.
+std::vector<std::string> startup_warnings(const Config& c);
 
 }  // namespace ps::config

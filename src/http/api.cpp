@@ -1,6 +1,7 @@
 #include "http/api.hpp"
 
 #include <openssl/evp.h>
+#include <spdlog/spdlog.h>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/json/serialize.hpp>
@@ -150,23 +151,47 @@ asio::awaitable<Response> Api::handle(const Request& req, const asio::ip::addres
   Response res;
   try {
     res = co_await route(req, peer, route_id);
-  } catch (const app::Overloaded&) {
+  } catch (const app::Overloaded& e) {
     ctx_.metrics.overloaded.fetch_add(1, std::memory_order_relaxed);
+    log_failure(req, route_id, 503, "overloaded", e.what());
     res = problem(
         req, simple_problem(status::service_unavailable, "overloaded", "The service is overloaded",
                             "the write queue is full; retry shortly"));
     res.set(bhttp::field::retry_after, "1");
   } catch (const store::StoreError& e) {
+    log_failure(req, route_id, 503, "store unavailable", e.what());
     res = problem(
         req, simple_problem(status::service_unavailable, "unavailable", "The store is unavailable",
                             "nothing was changed; retry later"));
     res.set(bhttp::field::retry_after, "1");
   } catch (const std::exception& e) {
+    log_failure(req, route_id, 500, "internal error", e.what());
     res = problem(req, simple_problem(status::internal_server_error, "internal", "Internal error",
                                       "the request failed unexpectedly"));
   }
   ctx_.metrics.count(route_id, res.result_int(), started);
   co_return res;
+}
+
+// The client sees only "unavailable" or "internal"; the operator needs the cause. A failing disk
+// or database fails every request alike, thousands a second, so each cause is logged at most
+// once per second (RateLimitedLog), with the number of answers held back since its last line.
+void Api::log_failure(const Request& req, Route route, unsigned status, std::string_view kind,
+                      std::string_view cause) {
+  const std::string key =
+      std::to_string(status) + " " + std::string(kind) + ": " + std::string(cause);
+  std::uint64_t suppressed = 0;
+  if (!ctx_.failure_log.should_log(key, suppressed)) return;
+  const auto method = req.method_string();
+  const auto level =
+      status == 503 && kind == "overloaded" ? spdlog::level::warn : spdlog::level::err;
+  if (suppressed == 0) {
+    spdlog::log(level, "{} {} answered {}", std::string_view(method.data(), method.size()),
+                route_name(route), key);
+  } else {
+    spdlog::log(level, "{} {} answered {} ({} more like it since the last such line)",
+                std::string_view(method.data(), method.size()), route_name(route), key, suppressed);
+  }
 }
 
 asio::awaitable<Response> Api::route(const Request& req, const asio::ip::address& peer,

@@ -21,6 +21,7 @@
 #include "http/allow_list.hpp"
 #include "http/metrics.hpp"
 #include "http/problem.hpp"
+#include "util/rate_limited_log.hpp"
 
 namespace ps::http {
 
@@ -40,6 +41,8 @@ struct ApiContext {
   const app::ProviderStats& provider_stats;
   const app::Resender& resender;
   AllowList callback_allow_list;
+  // 500 and 503 answers are logged with their cause, at most once per cause per second.
+  util::RateLimitedLog failure_log{};
 };
 
 // The answer to POST /payments for a recorded payment and the provider's answer: 201 accepted,
@@ -87,6 +90,8 @@ class Api {
                                             const boost::asio::ip::address& peer);
   boost::asio::awaitable<Response> ready(const Request& req);
   Response metrics(const Request& req);
+  void log_failure(const Request& req, Route route, unsigned status, std::string_view kind,
+                   std::string_view cause);
 
   ApiContext& ctx_;
   app::PaymentFlow& flow_;

@@ -3,6 +3,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -10,6 +11,9 @@
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
 
+#include <algorithm>
+#include <cassert>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 
@@ -24,7 +28,6 @@ using tcp = asio::ip::tcp;
 
 namespace {
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t kExcerptBytes = 512;
 constexpr std::uint64_t kResponseBodyLimit = std::uint64_t{64} * 1024;
 }  // namespace
 
@@ -63,6 +66,63 @@ ProviderEndpoint parse_provider_url(const std::string& url) {
   return e;
 }
 
+namespace {
+
+// Length of the well-formed UTF-8 sequence at the start of `s` (Unicode Table 3-7: no overlong
+// forms, no surrogates, nothing above U+10FFFF), or 0 with `bad` set to the length of its
+// "maximal subpart": the bytes that one U+FFFD replaces (at least 1).
+std::size_t utf8_sequence(std::string_view s, std::size_t& bad) {
+  const auto b = static_cast<unsigned char>(s[0]);
+  bad = 1;
+  if (b <= 0x7F) return 1;
+  std::size_t length = 0;
+  unsigned char low = 0x80;  // range of the second byte
+  unsigned char high = 0xBF;
+  if (b >= 0xC2 && b <= 0xDF) {
+    length = 2;
+  } else if (b >= 0xE0 && b <= 0xEF) {
+    length = 3;
+    if (b == 0xE0) low = 0xA0;   // below U+0800 would be overlong
+    if (b == 0xED) high = 0x9F;  // U+D800..U+DFFF are surrogates
+  } else if (b >= 0xF0 && b <= 0xF4) {
+    length = 4;
+    if (b == 0xF0) low = 0x90;   // below U+10000 would be overlong
+    if (b == 0xF4) high = 0x8F;  // above U+10FFFF
+  } else {
+    return 0;  // a continuation byte, an overlong lead (C0, C1) or F5..FF
+  }
+  for (std::size_t k = 1; k < length; ++k) {
+    if (k >= s.size()) return 0;  // truncated: the bytes so far are one maximal subpart
+    const auto c = static_cast<unsigned char>(s[k]);
+    if (c < (k == 1 ? low : 0x80) || c > (k == 1 ? high : 0xBF)) return 0;
+    bad = k + 1;
+  }
+  return length;
+}
+
+}  // namespace
+
+// The excerpt goes into our JSON (the 502 problem) and into the stored idempotent replay, both
+// of which must be valid UTF-8, while the provider may send anything (Latin-1, binary). So it
+// is cut at a character boundary, never inside one, and every ill-formed sequence becomes
+// U+FFFD, one per maximal subpart as Unicode recommends (what browsers and ICU do).
+std::string body_excerpt(std::string_view body, std::size_t max_bytes) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  std::string out;
+  out.reserve(std::min(body.size(), max_bytes));
+  std::size_t i = 0;
+  while (i < body.size()) {
+    std::size_t bad = 0;
+    const std::size_t length = utf8_sequence(body.substr(i), bad);
+    const std::string_view piece = length > 0 ? body.substr(i, length) : kReplacement;
+    if (out.size() + piece.size() > max_bytes) break;
+    out += piece;
+    i += length > 0 ? length : bad;
+  }
+  assert(out.size() <= max_bytes);
+  return out;
+}
+
 // One keep-alive connection, plain or TLS.
 class HttpProvider::Connection {
  public:
@@ -97,15 +157,51 @@ HttpProvider::~HttpProvider() = default;
 
 asio::awaitable<std::unique_ptr<HttpProvider::Connection>> HttpProvider::connect(
     std::string& error) {
-  tcp::resolver resolver(executor_);
-  auto [rec, results] = co_await resolver.async_resolve(endpoint_.host, endpoint_.port, kTuple);
-  if (rec) {
-    error = "resolve " + endpoint_.host + ": " + rec.message();
+  // One deadline for reaching the provider: name resolution, TCP connect and TLS handshake.
+  const auto deadline = std::chrono::steady_clock::now() + settings_.connect_timeout;
+
+  // Asio's resolver runs getaddrinfo(3) on a background thread, and cancel() cannot interrupt a
+  // call already running: an awaited async_resolve completes only when the system resolver gives
+  // up (glibc's defaults: 5 s per try, 2 tries per name server), and every later lookup
+  // of this io_context queues behind it. So the lookup reports into a shared state, and this
+  // coroutine waits on a timer that the lookup's completion cancels, whichever comes first. On
+  // timeout the resolver is cancelled (a queued lookup is dropped) and a late answer is ignored;
+  // the state lives until that answer arrives. (The resolver's thread is joined when the
+  // io_context is destroyed, so a shutdown may still wait for one lookup that hangs.)
+  struct Lookup {
+    explicit Lookup(const asio::any_io_executor& ex) : resolver(ex), timer(ex) {}
+    tcp::resolver resolver;
+    asio::steady_timer timer;
+    bool done = false;
+    boost::system::error_code error;
+    tcp::resolver::results_type results;
+  };
+  auto lookup = std::make_shared<Lookup>(executor_);
+  lookup->timer.expires_at(deadline);
+  lookup->resolver.async_resolve(
+      endpoint_.host, endpoint_.port,
+      [lookup](const boost::system::error_code& ec, tcp::resolver::results_type results) {
+        lookup->done = true;  // runs on executor_, like this coroutine: no data race
+        lookup->error = ec;
+        lookup->results = std::move(results);
+        lookup->timer.cancel();
+      });
+  // Expired, or cancelled by the lookup's completion: `lookup->done` says which.
+  co_await lookup->timer.async_wait(kTuple);
+  if (!lookup->done) {
+    lookup->resolver.cancel();
+    error = "resolve " + endpoint_.host + ": timed out after " +
+            std::to_string(settings_.connect_timeout.count()) + " ms";
     co_return nullptr;
   }
+  if (lookup->error) {
+    error = "resolve " + endpoint_.host + ": " + lookup->error.message();
+    co_return nullptr;
+  }
+  const tcp::resolver::results_type results = lookup->results;
   auto c = endpoint_.tls ? std::make_unique<Connection>(executor_, tls_)
                          : std::make_unique<Connection>(executor_);
-  c->tcp().expires_after(settings_.connect_timeout);
+  c->tcp().expires_at(deadline);
   auto [cec, ep] = co_await c->tcp().async_connect(results, kTuple);
   if (cec) {
     error = "connect: " + cec.message();
@@ -158,7 +254,7 @@ asio::awaitable<HttpProvider::Exchange> HttpProvider::exchange(Connection& c,
   }
   const auto& res = parser.get();
   reply.http_status = static_cast<int>(res.result_int());
-  reply.body_excerpt = res.body().substr(0, kExcerptBytes);
+  reply.body_excerpt = body_excerpt(res.body());
   co_return Exchange{.reply = std::move(reply), .reusable = res.keep_alive()};
 }
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "provider/provider.hpp"
@@ -35,6 +36,13 @@ struct ProviderEndpoint {
 
 // Throws std::invalid_argument with a readable reason for a URL we cannot use.
 ProviderEndpoint parse_provider_url(const std::string& url);
+
+// Bytes of a provider's answer body quoted in the 502 problem (and its stored idempotent replay).
+inline constexpr std::size_t kExcerptBytes = 512;
+
+// The start of a provider's answer body for the 502 problem: valid UTF-8 whatever the provider
+// sent (cut at a character boundary, ill-formed bytes as U+FFFD), at most `max_bytes` bytes.
+std::string body_excerpt(std::string_view body, std::size_t max_bytes = kExcerptBytes);
 
 class HttpProvider final : public Provider {
  public:

@@ -2,6 +2,7 @@
 // stops the start, and --log-format json writes one JSON object per line.
 #include <cstdio>
 #include <memory>
+#include <sstream>
 
 #include "service_fixture.hpp"
 
@@ -98,6 +99,106 @@ TEST(CommandLineTest, InvalidConfigurationStopsTheStart) {
         << name << ": expected a non-zero exit at start-up, got exited=" << exit.exited
         << " code=" << exit.code << " signal=" << exit.signal;
   }
+}
+
+// A start-up with a chosen environment (every variable the service reads is unset first):
+// whether it started (then it was stopped), how it ended, and everything it logged.
+struct StartOutcome {
+  bool started = false;
+  test_support::ExitStatus exit;
+  std::string log;
+};
+
+StartOutcome start_with_env(std::vector<std::string> args,
+                            std::vector<std::pair<std::string, std::string>> env) {
+  const test_support::TempDir dir;
+  const auto port = test_support::free_port();
+  test_support::ServiceOptions options;
+  options.binary = PAYMENT_SERVICE_BIN;
+  options.args = {"--port",    std::to_string(port), "--bind",
+                  "127.0.0.1", "--database-url",     "sqlite:" + (dir / "db.sqlite").string()};
+  options.args.insert(options.args.end(), args.begin(), args.end());
+  options.env = std::move(env);
+  options.unset_env = test_support::service_environment_variables();
+  options.log_path = dir / "service.log";
+  options.port = port;
+  options.start_timeout = 5s;
+  test_support::ServiceProcess process(std::move(options));
+  StartOutcome outcome;
+  try {
+    process.start();
+    outcome.started = true;
+    process.stop();
+  } catch (const std::runtime_error&) {
+  }
+  outcome.exit = process.last_exit();
+  // What the service wrote, without the harness's own "----- ServiceProcess: starting <argv>".
+  std::istringstream log(process.log());
+  for (std::string line; std::getline(log, line);) {
+    if (line.rfind("----- ServiceProcess", 0) != 0) outcome.log += line + "\n";
+  }
+  return outcome;
+}
+
+// Issue 8: credentials in PROVIDER_URL were silently ignored (the service sent the ones from
+// PROVIDER_USERNAME/PROVIDER_PASSWORD, or none). They are refused, without echoing the password.
+TEST(CommandLineTest, ProviderUrlWithCredentialsIsRefusedWithoutEchoingThem) {
+  const std::string secret = "Pr0v1der-S3cret";
+  const std::vector<std::string> urls = {"http://merchant:" + secret + "@127.0.0.1:9",
+                                         "https://merchant:" + secret + "@provider.example/api",
+                                         "http://" + secret + "@127.0.0.1:9",
+                                         "http://:@127.0.0.1:9"};
+  for (const auto& url : urls) {
+    for (const bool as_flag : {true, false}) {
+      SCOPED_TRACE(std::string(as_flag ? "--provider-url " : "PROVIDER_URL=") + url);
+      const auto outcome = as_flag ? start_with_env({"--provider-url", url}, {})
+                                   : start_with_env({}, {{"PROVIDER_URL", url}});
+      EXPECT_TRUE(!outcome.started && outcome.exit.exited && outcome.exit.code == 2)
+          << "exited=" << outcome.exit.exited << " code=" << outcome.exit.code << "\n"
+          << outcome.log;
+      EXPECT_NE(outcome.log.find("PROVIDER_URL"), std::string::npos) << outcome.log;
+      EXPECT_NE(outcome.log.find("PROVIDER_USERNAME"), std::string::npos) << outcome.log;
+      EXPECT_NE(outcome.log.find("PROVIDER_PASSWORD"), std::string::npos) << outcome.log;
+      EXPECT_EQ(outcome.log.find(secret), std::string::npos) << "the secret was echoed";
+    }
+  }
+}
+
+// Empty provider credentials start the service (a provider without auth is possible), but not
+// silently: one warning at start names the empty variable.
+TEST(CommandLineTest, EmptyProviderCredentialsAreWarnedAtStart) {
+  const std::vector<std::string> args = {"--provider-url", "http://127.0.0.1:9"};
+  auto warned = [](const std::string& log, const std::string& variable) {
+    std::size_t start = 0;
+    while (start < log.size()) {
+      auto end = log.find('\n', start);
+      if (end == std::string::npos) end = log.size();
+      const auto line = log.substr(start, end - start);
+      start = end + 1;
+      if (line.find(" warning ") != std::string::npos && line.find(variable) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  };
+
+  const auto unset = start_with_env(args, {});
+  EXPECT_TRUE(unset.started) << "did not start:\n" << unset.log;
+  EXPECT_TRUE(warned(unset.log, "PROVIDER_USERNAME")) << unset.log;
+  EXPECT_TRUE(warned(unset.log, "PROVIDER_PASSWORD")) << unset.log;
+
+  const auto empty_password =
+      start_with_env(args, {{"PROVIDER_USERNAME", "merchant"}, {"PROVIDER_PASSWORD", ""}});
+  EXPECT_TRUE(empty_password.started) << "did not start:\n" << empty_password.log;
+  EXPECT_TRUE(warned(empty_password.log, "PROVIDER_PASSWORD")) << empty_password.log;
+  EXPECT_FALSE(warned(empty_password.log, "PROVIDER_USERNAME")) << empty_password.log;
+
+  const auto both =
+      start_with_env(args, {{"PROVIDER_USERNAME", "merchant"}, {"PROVIDER_PASSWORD", "s3cret"}});
+  EXPECT_TRUE(both.started) << "did not start:\n" << both.log;
+  EXPECT_FALSE(warned(both.log, "PROVIDER_USERNAME")) << both.log;
+  EXPECT_FALSE(warned(both.log, "PROVIDER_PASSWORD")) << both.log;
+  EXPECT_NE(both.log.find("listening"), std::string::npos) << both.log;
 }
 
 class JsonLogTest : public ServiceTest {

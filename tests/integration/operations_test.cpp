@@ -1,14 +1,21 @@
 // Routing (trailing slashes, 404, 405), listing payments, health, metrics and the schema.
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <regex>
 #include <set>
+#include <sstream>
+#include <thread>
+
+#include <sqlite3.h>
 
 #include "service_fixture.hpp"
 
 namespace integration {
 namespace {
+
+using namespace std::chrono_literals;
 
 using OperationsTest = ServiceTest;
 
@@ -294,6 +301,90 @@ TEST_F(OperationsTest, ListPaymentsFiltersByAccountAndStatus) {
   EXPECT_EQ(ids_of("/payments?account_id=424242"), (std::vector<std::int64_t>{}));
   EXPECT_EQ(ids_of("/payments?account_id=1&limit=1&status=pending"),
             (std::vector<std::int64_t>{a2}));
+}
+
+// Issue 8: 500 and 503 answers left no trace in the log. Each is logged with its route and
+// cause, at most once per cause per second, with the number of repeats held back meanwhile.
+class FailureLogTest : public ServiceTest {
+ protected:
+  ServiceConfig config() const override { return {{"--write-queue-capacity", "1"}, {}, {}}; }
+
+  // Log lines that contain every one of `parts`.
+  std::vector<std::string> log_lines(const std::vector<std::string>& parts) {
+    std::vector<std::string> found;
+    std::istringstream log(service().log());
+    for (std::string line; std::getline(log, line);) {
+      if (std::all_of(parts.begin(), parts.end(),
+                      [&](const auto& p) { return line.find(p) != std::string::npos; })) {
+        found.push_back(line);
+      }
+    }
+    return found;
+  }
+  std::string metric(const std::string& name) {
+    const auto body = client().get("/metrics").body;
+    const auto at = body.find("\n" + name + " ");
+    if (at == std::string::npos) return {};
+    const auto start = at + name.size() + 2;
+    return body.substr(start, body.find('\n', start) - start);
+  }
+};
+
+TEST_F(FailureLogTest, FailedAnswersAreLoggedWithRouteAndCauseAndRateLimited) {
+  HttpResponse blocked;
+  HttpResponse queued;
+  std::thread first;
+  std::thread second;
+  sqlite3* lock = nullptr;
+  auto release_lock = [&lock] {
+    if (lock != nullptr) {
+      sqlite3_exec(lock, "ROLLBACK", nullptr, nullptr, nullptr);
+      sqlite3_close(lock);
+      lock = nullptr;
+    }
+  };
+  // However the test ends (an ASSERT returns early): release the lock, then join the requests.
+  struct OnExit {
+    std::function<void()> run;
+    ~OnExit() { run(); }
+  } const on_exit{[&] {
+    release_lock();
+    if (first.joinable()) first.join();
+    if (second.joinable()) second.join();
+  }};
+
+  // Another connection holds SQLite's write lock, so the writer's BEGIN waits out its busy
+  // timeout (5 s) and fails with "database is locked": the store is unavailable.
+  ASSERT_EQ(sqlite3_open(db_path().c_str(), &lock), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(lock, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(lock);
+  first = std::thread([&] { blocked = new_client()->request("POST", "/accounts"); });
+  std::this_thread::sleep_for(300ms);  // the idle writer takes it at once and waits on the lock
+  second = std::thread([&] { queued = new_client()->request("POST", "/accounts"); });
+  ASSERT_TRUE(eventually([&] { return metric("payment_service_write_queue_depth") == "1"; }))
+      << "the second request should wait in the queue of capacity 1";
+
+  // The queue is full: every further write is refused at once with 503.
+  const std::vector<std::string> overloaded = {"503", "accounts_create", "write queue full"};
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_TRUE(IsProblem(client().request("POST", "/accounts"), 503, "overloaded"));
+  }
+  EXPECT_EQ(log_lines(overloaded).size(), 1U) << "ten 503s within a second: one log line\n"
+                                              << service().log_tail();
+  std::this_thread::sleep_for(1100ms);
+  EXPECT_TRUE(IsProblem(client().request("POST", "/accounts"), 503, "overloaded"));
+  const auto lines = log_lines(overloaded);
+  ASSERT_EQ(lines.size(), 2U) << service().log_tail();
+  EXPECT_NE(lines[1].find("9 more"), std::string::npos)
+      << "the second line counts the nine it held back: " << lines[1];
+
+  first.join();
+  EXPECT_TRUE(IsProblem(blocked, 503, "unavailable"));
+  EXPECT_EQ(log_lines({"503", "accounts_create", "database is locked"}).size(), 1U)
+      << service().log_tail();
+  release_lock();
+  second.join();
+  EXPECT_TRUE(queued.status == 201 || queued.status == 503) << queued.describe();
 }
 
 class ConnectionLimitTest : public ServiceTest {

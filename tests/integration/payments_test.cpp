@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "service_fixture.hpp"
+#include "test_support/utf8.hpp"
 
 namespace integration {
 namespace {
@@ -179,6 +180,40 @@ TEST_F(PaymentsTest, RejectionExcerptIsShortPrefixOfProviderBody) {
   EXPECT_FALSE(excerpt.empty());
   EXPECT_LE(excerpt.size(), 1024U) << "api/openapi.yaml: provider_body_excerpt maxLength 1024";
   EXPECT_EQ(long_body.rfind(excerpt.substr(0, 64), 0), 0U) << "not the start of the body";
+}
+
+// Issue 8: the excerpt was the body's first 512 bytes, cut inside a character, so the 502 body
+// (and its stored idempotent replay) was not valid UTF-8, hence not JSON any client accepts.
+TEST_F(PaymentsTest, RejectionExcerptIsValidUtf8AlsoOnTheIdempotentReplay) {
+  const std::string euro = "\xE2\x82\xAC";
+  // Bytes 511..513 (1-based) are one euro sign: byte 512 is inside it.
+  const std::string body = std::string(510, 'r') + euro + "after the cut";
+  provider().enqueue(FakeProvider::reply(400, body));
+  const Headers key = {{"Idempotency-Key", "excerpt-utf8"}};
+  const auto first = post_payment(100, "Blue Bottle", 1, key);
+  EXPECT_TRUE(test_support::is_valid_utf8(first.body)) << "502 body is not UTF-8";
+  ASSERT_TRUE(IsProblem(first, 502, "provider-rejected"));
+  const auto excerpt = str_field(first.object(), "provider_body_excerpt");
+  EXPECT_EQ(excerpt, std::string(510, 'r')) << "cut at the character boundary before byte 512";
+
+  const auto replay = post_payment(100, "Blue Bottle", 1, key);
+  EXPECT_EQ(replay.header("Idempotent-Replayed").value_or(""), "true");
+  EXPECT_TRUE(test_support::is_valid_utf8(replay.body)) << "replayed 502 body is not UTF-8";
+  ASSERT_TRUE(IsProblem(replay, 502, "provider-rejected"));
+  EXPECT_EQ(replay.body, first.body);
+  EXPECT_EQ(provider().request_count(), 1U);
+
+  // A provider that answers in Latin-1: each invalid byte is quoted as U+FFFD.
+  provider().enqueue(FakeProvider::reply(422, "Montant refus\xE9 par la banque"));
+  const auto latin1 = post_payment(100, "Blue Bottle", 1, {{"Idempotency-Key", "excerpt-latin1"}});
+  EXPECT_TRUE(test_support::is_valid_utf8(latin1.body));
+  ASSERT_TRUE(IsProblem(latin1, 502, "provider-rejected"));
+  EXPECT_EQ(str_field(latin1.object(), "provider_body_excerpt"),
+            "Montant refus\xEF\xBF\xBD par la banque");
+  const auto latin1_replay =
+      post_payment(100, "Blue Bottle", 1, {{"Idempotency-Key", "excerpt-latin1"}});
+  EXPECT_TRUE(test_support::is_valid_utf8(latin1_replay.body));
+  EXPECT_EQ(latin1_replay.body, latin1.body);
 }
 
 TEST_F(PaymentsTest, AnyProvider2xxIsAcceptance) {

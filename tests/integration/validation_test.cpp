@@ -240,6 +240,48 @@ TEST_F(ValidationTest, CallbackBadAmountIs400) {
   expect_unchanged();
 }
 
+// Issue 8: {"amount_cents":100,...,"amount_cents":-100} created a -100 payment (the last key
+// won). SPEC 3: a duplicated key is a 400 naming the field, on every JSON body, at any depth.
+TEST_F(ValidationTest, DuplicatedKeyIs400OnEveryJsonBody) {
+  const std::vector<std::pair<std::string, std::string>> payments = {
+      {R"({"account_id":1,"amount_cents":100,"merchant_name":"X","amount_cents":-100})",
+       "amount_cents"},
+      {R"({"account_id":1,"account_id":1,"amount_cents":100,"merchant_name":"X"})", "account_id"},
+      {R"({"amount_cents":100,"merchant_name":"X","meta":{"tag":"a","tag":"b"}})", "meta.tag"},
+      {R"({"amount_cents":100,"merchant_name":"X","lines":[{"n":1},{"n":2,"n":3}]})", "lines[1].n"},
+  };
+  for (const auto& [body, field] : payments) {
+    const auto response = post_payment_raw(body, {{"Idempotency-Key", "dup-" + field}});
+    EXPECT_TRUE(IsProblem(response, 400, "validation-error")) << "body: " << body;
+    EXPECT_TRUE(NamesField(response, field)) << "body: " << body;
+  }
+
+  const std::string id = std::to_string(existing_id_);
+  for (const auto& [body, field] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"money_movement_id":)" + id + R"(,"amount_cents":5,"amount_cents":-5})",
+            "amount_cents"},
+           {R"({"money_movement_id":)" + id +
+                R"(,"amount_cents":5,"status":"posted","status":"failed"})",
+            "status"},
+           {R"({"money_movement_id":)" + id + R"(,"money_movement_id":1,"amount_cents":5})",
+            "money_movement_id"}}) {
+    const auto response = post_callback_raw(body);
+    EXPECT_TRUE(IsProblem(response, 400, "validation-error")) << "body: " << body;
+    EXPECT_TRUE(NamesField(response, field)) << "body: " << body;
+  }
+
+  // The callback's history is part of what must not change (the fingerprint counts events).
+  const auto recalculate = client().request(
+      "PATCH", "/accounts/recalculate",
+      std::string(R"({"time_to_delinquency_seconds":0,"time_to_delinquency_seconds":100})"));
+  EXPECT_TRUE(IsProblem(recalculate, 400, "validation-error"));
+  EXPECT_TRUE(NamesField(recalculate, "time_to_delinquency_seconds"));
+  EXPECT_EQ(str_field(get_account(1), "status"), "current")
+      << "a window of 0 (the first value) would have marked the negative account delinquent";
+  expect_unchanged();
+  EXPECT_EQ(db_count("idempotency_keys"), 0) << "a refused request must not reserve its key";
+}
+
 TEST_F(ValidationTest, BodyOver64KiBIs413) {
   // A valid payment padded with an ignored field to an exact size.
   auto padded_body = [](std::size_t size) {

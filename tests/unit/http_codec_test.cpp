@@ -335,5 +335,84 @@ TEST(HttpCodecBody, ParseObjectAcceptsOnlyAJsonObject) {
   }
 }
 
+// SPEC 3: a duplicated key is ambiguous input and refused, never "last one wins" (issue 8: a
+// body with "amount_cents":100 and then "amount_cents":-100 created a -100 payment).
+std::vector<FieldError> body_errors(std::string_view text) {
+  const auto r = parse_object(text);
+  if (!std::holds_alternative<Problem>(r)) return {};
+  const Problem& p = std::get<Problem>(r);
+  EXPECT_EQ(p.status, boost::beast::http::status::bad_request);
+  EXPECT_EQ(p.slug, "validation-error");
+  return p.errors;
+}
+
+TEST(HttpCodecBody, DuplicatedKeyIsRefusedAndNamed) {
+  const auto top =
+      body_errors(R"({"account_id":1,"amount_cents":100,"merchant_name":"m","amount_cents":-100})");
+  ASSERT_EQ(top.size(), 1u);
+  EXPECT_EQ(top[0].field, "amount_cents");
+  EXPECT_NE(top[0].message.find("duplicated"), std::string::npos) << top[0].message;
+
+  // Adjacent, identical values, and a key spelled with an escape: still the same key.
+  EXPECT_EQ(body_errors(R"({"a":1,"a":1})").size(), 1u);
+  const auto escaped = body_errors(R"({"status":"posted","st\u0061tus":"pending"})");
+  ASSERT_EQ(escaped.size(), 1u);
+  EXPECT_EQ(escaped[0].field, "status");
+  EXPECT_EQ(body_errors(R"({"":1,"":2})").size(), 1u);
+}
+
+TEST(HttpCodecBody, DuplicatedKeyIsRefusedAtAnyDepth) {
+  const auto nested = body_errors(R"({"meta":{"x":1,"y":{"z":1,"z":2}},"b":2})");
+  ASSERT_EQ(nested.size(), 1u);
+  EXPECT_EQ(nested[0].field, "meta.y.z");
+  const auto in_array = body_errors(R"({"items":[{"k":1},{"k":1},{"k":1,"v":2,"k":3}]})");
+  ASSERT_EQ(in_array.size(), 1u);
+  EXPECT_EQ(in_array[0].field, "items[2].k");
+  const auto deep = body_errors(R"({"a":[[1,2],[3,{"b":{"c":[{},{"d":0,"d":0}]}}]]})");
+  ASSERT_EQ(deep.size(), 1u);
+  EXPECT_EQ(deep[0].field, "a[1][1].b.c[1].d");
+  // The outer object repeats a key after a nested object closed.
+  const auto outer = body_errors(R"({"a":{"b":1},"c":[1],"a":{"b":1}})");
+  ASSERT_EQ(outer.size(), 1u);
+  EXPECT_EQ(outer[0].field, "a");
+}
+
+TEST(HttpCodecBody, SameKeyInDifferentObjectsIsFine) {
+  for (const char* ok : {R"({"a":{"a":{"a":1}}})", R"({"x":{"k":1},"y":{"k":2},"k":3})",
+                         R"({"items":[{"k":1,"v":1},{"k":2,"v":2}]})", R"([{"k":1},{"k":1}])",
+                         R"({"a":1,"A":2,"a ":3,"\u00e9":4,"e\u0301":5})"}) {
+    SCOPED_TRACE(ok);
+    const auto r = parse_object(std::string("{\"wrapped\":") + ok + "}");
+    ASSERT_TRUE(std::holds_alternative<json::object>(r)) << std::get<Problem>(r).errors[0].message;
+    // The value is the same one the plain parser builds.
+    EXPECT_EQ(std::get<json::object>(r).at("wrapped"), json::parse(ok));
+  }
+}
+
+// An object with thousands of keys (a 64 KiB body holds ~8000) is checked in O(n log n), and a
+// duplicate among them is still found.
+TEST(HttpCodecBody, ManyKeysAreCheckedAndADuplicateAmongThemFound) {
+  std::string body = "{";
+  for (int i = 0; i < 8000; ++i)
+    body += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  const auto unique = parse_object(body + "\"last\":0}");
+  ASSERT_TRUE(std::holds_alternative<json::object>(unique));
+  EXPECT_EQ(std::get<json::object>(unique).size(), 8001u);
+  const auto duplicated = body_errors(body + "\"k4321\":0}");
+  ASSERT_EQ(duplicated.size(), 1u);
+  EXPECT_EQ(duplicated[0].field, "k4321");
+}
+
+// Keys split across the parser's internal buffer (long keys, escapes) are compared whole.
+TEST(HttpCodecBody, LongAndEscapedKeysAreComparedWhole) {
+  const std::string long_key(5000, 'k');
+  EXPECT_TRUE(std::holds_alternative<json::object>(
+      parse_object("{\"" + long_key + "a\":1,\"" + long_key + "b\":2}")));
+  const auto dup = body_errors("{\"" + long_key + "\":1,\"" + long_key + "\":2}");
+  ASSERT_EQ(dup.size(), 1u);
+  EXPECT_EQ(dup[0].field, long_key);
+  EXPECT_EQ(body_errors(R"({"a\"b":1,"a\u0022b":2})").size(), 1u);
+}
+
 }  // namespace
 }  // namespace ps::http
