@@ -4,6 +4,7 @@
 
 #include <cassert>
 #include <chrono>
+#include <cstdlib>
 
 namespace ps::app {
 
@@ -72,29 +73,65 @@ void Writer::loop() {
 }
 
 void Writer::execute(std::vector<Job>& batch) {
+  std::exception_ptr error = attempt(batch, 0, batch.size());
+  if (!error) return;
+  stats_.failed_batches.fetch_add(1, std::memory_order_relaxed);
+  if (batch.size() == 1) {
+    complete(batch.front(), error);
+    return;
+  }
+  // Isolate the failure: each job alone, so the healthy ones still commit. Nothing of the batch
+  // was committed (attempt returned an error), so running each job again is safe.
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (auto single = attempt(batch, i, 1)) complete(batch[i], single);
+  }
+}
+
+std::exception_ptr Writer::attempt(std::vector<Job>& batch, std::size_t first, std::size_t count) {
   Touched touched;
   try {
-    commit_batch(batch, 0, batch.size(), touched);
-    view_.publish(touched);
-    for (auto& job : batch) job.done(nullptr);
-    return;
+    commit_batch(batch, first, count, touched);
   } catch (...) {
-    stats_.failed_batches.fetch_add(1, std::memory_order_relaxed);
-    if (batch.size() == 1) {
-      batch.front().done(std::current_exception());
-      return;
-    }
+    return std::current_exception();  // commit_batch logged it
   }
-  // Isolate the failure: each job alone, so the healthy ones still commit.
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    Touched single;
-    try {
-      commit_batch(batch, i, 1, single);
-      view_.publish(single);
-      batch[i].done(nullptr);
-    } catch (...) {
-      batch[i].done(std::current_exception());
-    }
+  // Committed. From here on nothing may throw back into execute(): whatever fails now, these
+  // jobs must not run again (that would be a second payment) and each is completed once.
+  acknowledge(batch, first, count, touched);
+  return nullptr;
+}
+
+void Writer::acknowledge(std::vector<Job>& batch, std::size_t first, std::size_t count,
+                         const Touched& touched) noexcept {
+  try {
+    view_.publish(touched);
+  } catch (const std::exception& e) {
+    // The commit is durable but the accounts snapshot, the only source of GET /accounts, would
+    // now miss it: every later read would answer a wrong balance, silently. Completing the
+    // jobs anyway would acknowledge writes that reads contradict; rolling the view back is not
+    // possible (the commit happened). The one safe way out is to stop the process: a restart
+    // rebuilds the snapshot from the database (run_now's bootstrap lists every account), and the
+    // clients of this batch get no answer, which they treat as an unknown outcome and retry
+    // (an Idempotency-Key replays the committed result). publish only copies a map, so this is
+    // an allocation failure in practice.
+    spdlog::critical(
+        "publishing the accounts snapshot after a commit failed ({}): aborting so "
+        "that a restart rebuilds it from the database",
+        e.what());
+    spdlog::default_logger()->flush();
+    std::abort();
+  }
+  for (std::size_t i = first; i < first + count; ++i) complete(batch[i], nullptr);
+}
+
+void Writer::complete(Job& job, std::exception_ptr error) noexcept {
+  try {
+    job.done(std::move(error));
+  } catch (const std::exception& e) {
+    // The job's outcome stands (committed or not); only its reply is lost. The other jobs of
+    // the batch are completed regardless.
+    spdlog::error("completing a write job threw: {}", e.what());
+  } catch (...) {
+    spdlog::error("completing a write job threw a non-standard exception");
   }
 }
 
@@ -115,6 +152,8 @@ void Writer::commit_batch(std::vector<Job>& batch, std::size_t first, std::size_
   } catch (...) {
     store_->rollback();
     touched.clear();
+    spdlog::error("write batch of {} job(s) failed and was rolled back: non-standard exception",
+                  count);
     throw;
   }
   stats_.batches.fetch_add(1, std::memory_order_relaxed);

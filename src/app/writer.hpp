@@ -6,7 +6,8 @@
 //
 // A batch that fails (disk full, I/O error) is rolled back and its jobs are retried one per
 // transaction, so one bad job cannot fail the others; a job that still fails gets the error.
-// Nothing is acknowledged before its commit returns.
+// Nothing is acknowledged before its commit returns, and once it has returned nothing runs the
+// batch's jobs again: each is completed exactly once, whatever fails after the commit.
 
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -115,6 +116,13 @@ class Writer {
 
   void loop();
   void execute(std::vector<Job>& batch);
+  // Runs jobs [first, first + count) in one transaction. nullptr: committed, and the jobs are
+  // completed; otherwise nothing was committed and the jobs are not completed.
+  std::exception_ptr attempt(std::vector<Job>& batch, std::size_t first, std::size_t count);
+  // After the commit: publishes the accounts and completes each job exactly once.
+  void acknowledge(std::vector<Job>& batch, std::size_t first, std::size_t count,
+                   const Touched& touched) noexcept;
+  static void complete(Job& job, std::exception_ptr error) noexcept;
   void commit_batch(std::vector<Job>& batch, std::size_t first, std::size_t count,
                     Touched& touched);
 

@@ -9,6 +9,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <array>
 #include <atomic>
 #include <future>
 #include <memory>
@@ -231,6 +232,41 @@ TEST_F(AppWriter, ASingleFailingJobGetsItsError) {
   EXPECT_EQ(results.at(0), "error: alone");
   EXPECT_EQ(batches(*w), 0u);
   EXPECT_EQ(failed_batches(*w), 1u);
+}
+
+// Issue 8, defect 5: once COMMIT returned, every job of the batch is done exactly once. A
+// completion that throws (fault injection: the first one of the batch) must neither re-run the
+// committed work (a second payment) nor call any completion a second time.
+TEST_F(AppWriter, ACompletionThatThrowsAfterCommitReRunsNothing) {
+  auto w = make_writer({});
+  constexpr std::size_t kJobs = 3;
+  std::array<std::atomic<int>, kJobs> ran{};
+  std::array<std::atomic<int>, kJobs> completed{};
+  std::array<std::atomic<bool>, kJobs> failed{};
+  for (std::size_t i = 0; i < kJobs; ++i) {
+    ASSERT_TRUE(w->try_enqueue(
+        [this, &ran, i](store::Store& s, TimeMs now, Touched& t) {
+          ++ran.at(i);
+          create_payment(static_cast<Cents>(10 * (i + 1)))(s, now, t);
+        },
+        [&completed, &failed, i](std::exception_ptr e) {
+          failed.at(i) = e != nullptr;
+          if (++completed.at(i) == 1 && i == 0) throw std::runtime_error("completion failed");
+        }));
+  }
+  w->start();
+  w->stop();
+  for (std::size_t i = 0; i < kJobs; ++i) {
+    EXPECT_EQ(ran.at(i).load(), 1) << "job " << i << " ran more than once";
+    EXPECT_EQ(completed.at(i).load(), 1) << "job " << i << " completed more than once";
+    EXPECT_FALSE(failed.at(i).load()) << "job " << i << " was committed, yet got an error";
+  }
+  EXPECT_EQ(batches(*w), 1u);
+  EXPECT_EQ(failed_batches(*w), 0u);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM payments"), 3);
+  EXPECT_EQ(scalar("SELECT balance FROM accounts WHERE account_id = 1"), 60);
+  EXPECT_EQ(view_.find(1)->balance, 60);
+  expect_invariants();
 }
 
 TEST_F(AppWriter, QueueCapacityRefusesBoundedWorkButNotFollowUps) {
