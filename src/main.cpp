@@ -44,8 +44,11 @@ struct Worker {
 
 int run(const config::Config& cfg) {
   core::SystemClock clock;
-  auto store =
-      store::open_store(cfg.database_url, store::StoreOptions{.durable = cfg.database_durable});
+  auto store = store::open_store(
+      cfg.database_url,
+      store::StoreOptions{.durable = cfg.database_durable,
+                          .integrity_check = cfg.database_integrity_check,
+                          .wal_checkpoint_pages = cfg.database_wal_checkpoint_pages});
   app::Ledger ledger(app::LedgerSettings{.time_to_settle_seconds = cfg.time_to_settle_seconds,
                                          .settle_grace_seconds = cfg.settle_grace_seconds},
                      store->max_movement_id());
