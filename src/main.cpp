@@ -76,8 +76,11 @@ void log_clock_step(const core::ClockStep& step) {
 }
 
 int run(const config::Config& cfg) {
-  auto store =
-      store::open_store(cfg.database_url, store::StoreOptions{.durable = cfg.database_durable});
+  auto store = store::open_store(
+      cfg.database_url,
+      store::StoreOptions{.durable = cfg.database_durable,
+                          .integrity_check = cfg.database_integrity_check,
+                          .wal_checkpoint_pages = cfg.database_wal_checkpoint_pages});
   // Anchored at the newest time written before this start, so time never goes back across a
   // restart either (SPEC 2).
   const core::SystemTimeSources time_sources;

@@ -6,7 +6,19 @@
 //
 // A batch that fails (disk full, I/O error) is rolled back and its jobs are retried one per
 // transaction, so one bad job cannot fail the others; a job that still fails gets the error.
-// Nothing is acknowledged before its commit returns.
+// Nothing is acknowledged before its commit returns, and once it has returned nothing runs the
+// batch's jobs again: each is completed exactly once, whatever fails after the commit.
+//
+// The database under the writer (issue 8):
+// - Lost: before each COMMIT and again after it, the store checks that its path still names the
+//   file it writes to (Store::verify_identity). If not (deleted, or a backup moved over it), the
+//   batch is not acknowledged, writing stops for good (every later job fails at once), readiness
+//   fails, and the database this process still has open is copied next to the path.
+// - Corrupt: a write that meets damaged pages also stops writing for good: acknowledging more
+//   writes on top of damage is what must not happen; the start-up integrity check refuses it.
+// - Failing (disk full, I/O errors, locked): readiness fails until a write succeeds again. While
+//   nothing else writes, the writer probes with a small real write every `probe_interval`, so
+//   recovery turns readiness back without a restart or traffic.
 
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -14,6 +26,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -23,10 +36,13 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "app/accounts_view.hpp"
 #include "app/ledger.hpp"
+#include "app/log_limiter.hpp"
 #include "core/clock.hpp"
 #include "store/store.hpp"
 
@@ -40,6 +56,19 @@ struct Overloaded : std::runtime_error {
 struct WriterOptions {
   std::size_t queue_capacity = 16384;
   std::size_t batch_max = 1024;  // 1 = one commit per request (the ablation baseline)
+  // After a failed write, how often an otherwise idle writer tries a small real write: how soon
+  // /readyz turns 200 again once the disk has room. A failing probe costs one failed statement.
+  std::chrono::milliseconds probe_interval{1000};
+  // Failure log lines per second at most; the rest are counted (a full disk failed every request
+  // and logged 7,600 lines in 18 s).
+  std::uint32_t failure_log_lines_per_second = 5;
+};
+
+// Readiness of the writer: false while writes fail, and for good once the database was lost or
+// found corrupt. `detail` says why.
+struct WriterHealth {
+  bool ready = true;
+  std::string detail;
 };
 
 struct WriterStats {
@@ -73,7 +102,8 @@ class Writer {
   // and refusing it would strand a payment.
   enum class Admission { bounded, always };
 
-  // False when the queue is full.
+  // False when the queue is full. When writing has stopped for good (see above), the job is not
+  // run: `done` is called at once, on the calling thread, with a StoreError, and this returns true.
   bool try_enqueue(Work work, Completion done, Admission admission = Admission::bounded);
 
   // Runs `op(store, now, touched) -> R` in the next group commit; resumes the calling coroutine
@@ -106,6 +136,7 @@ class Writer {
   }
 
   const WriterStats& stats() const { return stats_; }
+  WriterHealth health() const;
 
  private:
   struct Job {
@@ -115,8 +146,26 @@ class Writer {
 
   void loop();
   void execute(std::vector<Job>& batch);
-  void commit_batch(std::vector<Job>& batch, std::size_t first, std::size_t count,
+  // Runs jobs [first, first + count) in one transaction. nullptr: committed, and the jobs are
+  // completed; otherwise nothing was committed and the jobs are not completed.
+  std::exception_ptr attempt(std::vector<Job>& batch, std::size_t first, std::size_t count);
+  // Throws what the work or the commit threw, after rolling back. True: the commit wrote.
+  bool commit_batch(std::vector<Job>& batch, std::size_t first, std::size_t count,
                     Touched& touched);
+  // After the commit: checks the store is still the database, publishes the accounts and
+  // completes each job exactly once.
+  void acknowledge(std::vector<Job>& batch, std::size_t first, std::size_t count,
+                   const Touched& touched, bool wrote) noexcept;
+  static void complete(Job& job, std::exception_ptr error) noexcept;
+
+  // Health bookkeeping, on the writer's thread. `jobs` is 0 for the probe.
+  void on_failure(const std::exception_ptr& error, std::size_t jobs) noexcept;
+  void on_success(bool wrote) noexcept;
+  void halt(store::StoreFault fault, const std::string& reason) noexcept;
+  std::exception_ptr halted() const;
+  void probe() noexcept;
+  void rescue() noexcept;
+  void set_health(bool ready, std::string detail);
 
   std::unique_ptr<store::Store> store_;
   const core::Clock& clock_;
@@ -124,11 +173,22 @@ class Writer {
   WriterOptions options_;
   WriterStats stats_;
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> queue_;
   bool stopping_ = false;
+  std::exception_ptr halted_;  // set once, when writing stopped for good; guarded by mutex_
   std::thread thread_;
+
+  mutable std::mutex health_mutex_;
+  WriterHealth health_;  // guarded by health_mutex_
+
+  // The writer's thread only.
+  bool failing_ = false;  // the last write failed for a store fault; probing
+  std::chrono::steady_clock::time_point next_probe_{};
+  bool rescue_pending_ = false;
+  std::size_t unacknowledged_in_rescue_ = 0;  // jobs committed into the lost file, answered 503
+  LogLimiter failure_log_;
 };
 
 }  // namespace ps::app

@@ -8,6 +8,8 @@
 #include <variant>
 #include <vector>
 
+#include "store/store.hpp"
+
 namespace ps::config {
 
 struct Config {
@@ -15,6 +17,9 @@ struct Config {
   std::uint16_t port = 8080;
   std::string database_url = "sqlite:payment_service.db";
   bool database_durable = true;
+  // Checked at every start (store.hpp has the measured cost): a damaged database must not start.
+  store::IntegrityCheck database_integrity_check = store::IntegrityCheck::quick;
+  int database_wal_checkpoint_pages = store::kWalCheckpointPagesDefault;
   std::string provider_url;
   std::string provider_username;
   std::string provider_password;

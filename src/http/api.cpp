@@ -513,7 +513,15 @@ asio::awaitable<Response> Api::callback(const Request& req, const asio::ip::addr
   co_return json_response(req, status::created, payment_json(std::get<core::Payment>(outcome)));
 }
 
+// Ready = the writer can write (its last write, or its probe since, succeeded; and it has not
+// stopped for good) AND the store answers reads. A service whose every write fails is not ready,
+// even though it still answers reads (issue 8).
 asio::awaitable<Response> Api::ready(const Request& req) {
+  const auto writer = ctx_.writer.health();
+  if (!writer.ready) {
+    co_return problem(req, simple_problem(status::service_unavailable, "unavailable", "Not ready",
+                                          "writer: " + writer.detail));
+  }
   try {
     auto ping = [](store::Store& s) {
       s.ping();

@@ -38,6 +38,8 @@ TEST(CommandLineTest, HelpListsEveryFlagWithItsEnvironmentVariable) {
       {"--port", "PORT"},
       {"--bind", "BIND"},
       {"--database-url", "DATABASE_URL"},
+      {"--database-integrity-check", "DATABASE_INTEGRITY_CHECK"},
+      {"--database-wal-checkpoint-pages", "DATABASE_WAL_CHECKPOINT_PAGES"},
       {"--provider-url", "PROVIDER_URL"},
       {"--time-to-settle-seconds", "TIME_TO_SETTLE_SECONDS"},
       {"--settle-grace-seconds", "SETTLE_GRACE_SECONDS"},

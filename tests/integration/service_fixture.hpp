@@ -77,6 +77,8 @@ class ServiceTest : public ::testing::Test {
   void TearDown() override;
   // Overridden by fixtures that need other flags.
   virtual ServiceConfig config() const { return {}; }
+  // The configuration of the next start_service(), for tests that restart with other settings.
+  ServiceConfig& service_config() { return config_; }
 
   // ---- lifecycle ----
   void start_service();                                         // on a new free port, same database

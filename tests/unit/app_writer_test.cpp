@@ -9,7 +9,9 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <array>
 #include <atomic>
+#include <filesystem>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -19,6 +21,7 @@
 
 #include "app/accounts_view.hpp"
 #include "app/ledger.hpp"
+#include "app/log_limiter.hpp"
 #include "core/clock.hpp"
 #include "store/store.hpp"
 #include "test_support/sqlite_reader.hpp"
@@ -236,6 +239,151 @@ TEST_F(AppWriter, ASingleFailingJobGetsItsError) {
   EXPECT_EQ(results.at(0), "error: alone");
   EXPECT_EQ(batches(*w), 0u);
   EXPECT_EQ(failed_batches(*w), 1u);
+}
+
+// Issue 8, defect 5: once COMMIT returned, every job of the batch is done exactly once. A
+// completion that throws (fault injection: the first one of the batch) must neither re-run the
+// committed work (a second payment) nor call any completion a second time.
+TEST_F(AppWriter, ACompletionThatThrowsAfterCommitReRunsNothing) {
+  auto w = make_writer({});
+  constexpr std::size_t kJobs = 3;
+  std::array<std::atomic<int>, kJobs> ran{};
+  std::array<std::atomic<int>, kJobs> completed{};
+  std::array<std::atomic<bool>, kJobs> failed{};
+  for (std::size_t i = 0; i < kJobs; ++i) {
+    ASSERT_TRUE(w->try_enqueue(
+        [this, &ran, i](store::Store& s, TimeMs now, Touched& t) {
+          ++ran.at(i);
+          create_payment(static_cast<Cents>(10 * (i + 1)))(s, now, t);
+        },
+        [&completed, &failed, i](std::exception_ptr e) {
+          failed.at(i) = e != nullptr;
+          if (++completed.at(i) == 1 && i == 0) throw std::runtime_error("completion failed");
+        }));
+  }
+  w->start();
+  w->stop();
+  for (std::size_t i = 0; i < kJobs; ++i) {
+    EXPECT_EQ(ran.at(i).load(), 1) << "job " << i << " ran more than once";
+    EXPECT_EQ(completed.at(i).load(), 1) << "job " << i << " completed more than once";
+    EXPECT_FALSE(failed.at(i).load()) << "job " << i << " was committed, yet got an error";
+  }
+  EXPECT_EQ(batches(*w), 1u);
+  EXPECT_EQ(failed_batches(*w), 0u);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM payments"), 3);
+  EXPECT_EQ(scalar("SELECT balance FROM accounts WHERE account_id = 1"), 60);
+  EXPECT_EQ(view_.find(1)->balance, 60);
+  expect_invariants();
+}
+
+// Issue 8, defect 12: readiness follows the store's ability to write, not the jobs' own errors.
+TEST_F(AppWriter, AStoreFaultMakesTheWriterUnreadyUntilAWriteSucceeds) {
+  auto w = make_writer({});
+  ASSERT_TRUE(w->health().ready);
+  // The job's own failure (a bug, a constraint) says nothing about the store.
+  EXPECT_THROW(
+      w->run_now([](store::Store&, TimeMs, Touched&) { throw std::runtime_error("job bug"); }),
+      std::runtime_error);
+  EXPECT_TRUE(w->health().ready);
+  EXPECT_THROW(w->run_now([](store::Store&, TimeMs, Touched&) {
+    throw store::StoreError("database or disk is full", store::StoreFault::unavailable);
+  }),
+               store::StoreError);
+  EXPECT_FALSE(w->health().ready);
+  EXPECT_NE(w->health().detail.find("database or disk is full"), std::string::npos);
+  // A commit that only read proves nothing about writing.
+  w->run_now([](store::Store& s, TimeMs, Touched&) { s.ping(); });
+  EXPECT_FALSE(w->health().ready);
+  w->run_now(create_payment(5));
+  EXPECT_TRUE(w->health().ready) << w->health().detail;
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM payments"), 1);
+}
+
+// Defect 12: a write that meets damage stops writing for good; nothing more is acknowledged on
+// top of it, and every later job fails at once without running.
+TEST_F(AppWriter, CorruptionStopsWritingForGood) {
+  auto w = make_writer({});
+  EXPECT_THROW(w->run_now([](store::Store&, TimeMs, Touched&) {
+    throw store::StoreError("database disk image is malformed", store::StoreFault::corrupt);
+  }),
+               store::StoreError);
+  EXPECT_FALSE(w->health().ready);
+  EXPECT_NE(w->health().detail.find("stopped for good"), std::string::npos);
+  int ran = 0;
+  Results results;
+  EXPECT_TRUE(w->try_enqueue([&ran](store::Store&, TimeMs, Touched&) { ++ran; }, results.slot(0)));
+  // Completed inside try_enqueue, before the writer even started.
+  EXPECT_EQ(results.at(0), "error: writes are stopped for good: database disk image is malformed");
+  w->start();
+  EXPECT_TRUE(w->try_enqueue(create_payment(5), results.slot(1)));
+  w->stop();
+  EXPECT_EQ(ran, 0);
+  EXPECT_NE(results.at(1).find("stopped for good"), std::string::npos);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM payments"), 0);
+  EXPECT_FALSE(w->health().ready);
+}
+
+// Defect 10: the database file renamed away under the writer. The batch found it inside its
+// transaction and was rolled back; writing stopped; the file the writer still has open was copied
+// next to the path and its WAL moved away from it, so a restart opens neither half of it.
+TEST_F(AppWriter, ADatabaseFileMovedAwayStopsTheWriterAndIsRescued) {
+  namespace fs = std::filesystem;
+  auto w = make_writer({});
+  w->run_now(create_payment(7));
+  fs::rename(path_, path_ + ".moved");
+  int ran = 0;
+  try {
+    w->run_now([&](store::Store& s, TimeMs now, Touched& t) {
+      ++ran;
+      create_payment(9)(s, now, t);
+    });
+    ADD_FAILURE() << "a commit into a moved database file was acknowledged";
+  } catch (const store::StoreError& e) {
+    EXPECT_EQ(e.fault, store::StoreFault::lost);
+    EXPECT_NE(std::string(e.what()).find(path_), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(ran, 1) << "the failed batch must not be run again";
+  EXPECT_FALSE(w->health().ready);
+  Results results;
+  EXPECT_TRUE(w->try_enqueue(create_payment(11), results.slot(0)));
+  EXPECT_NE(results.at(0).find("stopped for good"), std::string::npos) << results.at(0);
+
+  std::vector<fs::path> rescued;
+  std::vector<fs::path> stale_wal;
+  for (const auto& entry : fs::directory_iterator(dir_.path())) {
+    const auto name = entry.path().filename().string();
+    if (name.find("writer.db.rescued-") == 0 && name.find("-wal") == std::string::npos &&
+        name.find("-shm") == std::string::npos && name.find("-journal") == std::string::npos) {
+      rescued.push_back(entry.path());
+    }
+    if (name.find("writer.db-wal.stale-") == 0) stale_wal.push_back(entry.path());
+  }
+  ASSERT_EQ(rescued.size(), 1u);
+  EXPECT_EQ(stale_wal.size(), 1u);
+  EXPECT_FALSE(fs::exists(path_ + "-wal"));
+  const test_support::SqliteReader copy(rescued.front());
+  EXPECT_EQ(copy.scalar_int("SELECT COUNT(*) FROM payments"), 1);  // the acknowledged one only
+  EXPECT_EQ(copy.scalar_int("SELECT balance FROM accounts WHERE account_id = 1"), 7);
+  const auto check = copy.query("PRAGMA quick_check");
+  ASSERT_EQ(check.size(), 1u);
+  EXPECT_EQ(check.front().text(0), "ok");
+}
+
+TEST(LogLimiter, LetsABurstThroughPerIntervalAndCountsTheRest) {
+  using namespace std::chrono_literals;
+  LogLimiter limiter(3, 1s);
+  const LogLimiter::Clock::time_point t0{1h};
+  EXPECT_EQ(limiter.admit(t0), 0u);
+  EXPECT_EQ(limiter.admit(t0 + 1ms), 0u);
+  EXPECT_EQ(limiter.admit(t0 + 2ms), 0u);
+  EXPECT_FALSE(limiter.admit(t0 + 3ms).has_value());
+  EXPECT_FALSE(limiter.admit(t0 + 999ms).has_value());
+  EXPECT_EQ(limiter.admit(t0 + 1s), 2u);  // a new interval reports what was dropped
+  EXPECT_EQ(limiter.admit(t0 + 1s + 1ms), 0u);
+  EXPECT_EQ(limiter.admit(t0 + 1s + 2ms), 0u);
+  EXPECT_FALSE(limiter.admit(t0 + 1s + 3ms).has_value());
+  EXPECT_EQ(limiter.take_suppressed(), 1u);
+  EXPECT_EQ(limiter.take_suppressed(), 0u);
 }
 
 TEST_F(AppWriter, QueueCapacityRefusesBoundedWorkButNotFollowUps) {

@@ -3,7 +3,33 @@
 namespace ps::store::sqlite {
 
 void fail(sqlite3* db, std::string_view what) {
-  throw StoreError(std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
+  if (db == nullptr)
+    throw StoreError(std::string(what) + ": out of memory", StoreFault::unavailable);
+  throw StoreError(std::string(what) + ": " + sqlite3_errmsg(db),
+                   fault_of(sqlite3_extended_errcode(db)));
+}
+
+StoreFault fault_of(int result_code) {
+  // SQLite notices a moved database file itself in some paths (rollback journal mode); in WAL
+  // mode the service's own check (verify_identity) does.
+  if (result_code == SQLITE_READONLY_DBMOVED) return StoreFault::lost;
+  switch (result_code & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return StoreFault::corrupt;
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_NOMEM:
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL:
+    case SQLITE_PERM:
+      return StoreFault::unavailable;
+    default:  // constraints, type mismatches, SQL errors: the statement, not the store
+      return StoreFault::none;
+  }
 }
 
 Statement::Statement(sqlite3* db, std::string_view sql) : db_(db) {
@@ -49,7 +75,7 @@ bool Statement::step() {
   if (rc == SQLITE_DONE) return false;
   const std::string message = sqlite3_errmsg(db_);
   reset();
-  throw StoreError("step: " + message);
+  throw StoreError("step: " + message, fault_of(rc));
 }
 
 void Statement::run() {
@@ -92,7 +118,7 @@ Connection::Connection(const std::string& path, bool read_only) {
     const std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close_v2(db_);
     db_ = nullptr;
-    throw StoreError("open " + path + ": " + message);
+    throw StoreError("open " + path + ": " + message, StoreFault::unavailable);
   }
   sqlite3_extended_result_codes(db_, 1);
   // Readers and the writer never wait on each other in WAL mode, but a checkpoint or a
@@ -106,10 +132,11 @@ Connection::~Connection() {
 
 void Connection::exec(const char* sql) {
   char* error = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &error) != SQLITE_OK) {
+  const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &error);
+  if (rc != SQLITE_OK) {
     const std::string message = error ? error : "unknown error";
     sqlite3_free(error);
-    throw StoreError(std::string("exec: ") + message);
+    throw StoreError(std::string("exec: ") + message, fault_of(rc));
   }
 }
 

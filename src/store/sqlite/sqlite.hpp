@@ -1,6 +1,6 @@
 #pragma once
 // A small RAII layer over the SQLite C API: a connection and prepared statements. Every SQLite
-// failure becomes a StoreError with SQLite's own message.
+// failure becomes a StoreError with SQLite's own message and the fault its result code means.
 
 #include <sqlite3.h>
 
@@ -57,5 +57,8 @@ class Connection {
 };
 
 [[noreturn]] void fail(sqlite3* db, std::string_view what);
+
+// What an SQLite result code says about the store (see StoreFault).
+StoreFault fault_of(int result_code);
 
 }  // namespace ps::store::sqlite

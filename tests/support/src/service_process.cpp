@@ -30,6 +30,8 @@ std::vector<std::string> service_environment_variables() {
           "BIND",
           "DATABASE_URL",
           "DATABASE_DURABLE",
+          "DATABASE_INTEGRITY_CHECK",
+          "DATABASE_WAL_CHECKPOINT_PAGES",
           "WRITE_QUEUE_CAPACITY",
           "WRITE_BATCH_MAX",
           "PROVIDER_URL",
