@@ -40,14 +40,10 @@ std::string suppressed_note(std::uint64_t suppressed) {
 
 Writer::Writer(std::unique_ptr<store::Store> store, const core::Clock& clock, AccountsView& view,
                WriterOptions options)
-    : store_(std::move(store)),
-      clock_(clock),
-      view_(view),
-      options_(options),
-      failure_log_(options.failure_log_lines_per_second, std::chrono::seconds(1)) {
+    : store_(std::move(store)), clock_(clock), view_(view), options_(options) {
   assert(store_ != nullptr);
   assert(options_.queue_capacity > 0 && options_.batch_max > 0);
-  assert(options_.probe_interval.count() > 0 && options_.failure_log_lines_per_second > 0);
+  assert(options_.probe_interval.count() > 0);
 }
 
 Writer::~Writer() {
@@ -267,13 +263,13 @@ bool Writer::commit_batch(std::vector<Job>& batch, std::size_t first, std::size_
 void Writer::on_failure(const std::exception_ptr& error, std::size_t jobs) noexcept {
   const auto [fault, message] = describe(error);
   const auto now = SteadyClock::now();
-  if (const auto suppressed = failure_log_.admit(now)) {
+  if (std::uint64_t suppressed = 0; failure_log_.should_log(message, suppressed)) {
     if (jobs == 0) {
       spdlog::error("readiness probe (a small write) failed: {}{}", message,
-                    suppressed_note(*suppressed));
+                    suppressed_note(suppressed));
     } else {
       spdlog::error("write batch of {} job(s) failed and was rolled back: {}{}", jobs, message,
-                    suppressed_note(*suppressed));
+                    suppressed_note(suppressed));
     }
   }
   switch (fault) {
@@ -302,8 +298,7 @@ void Writer::on_success(bool wrote) noexcept {
   if (!failing_ || !wrote) return;
   failing_ = false;
   set_health(true, {});
-  spdlog::info("writes succeed again: /readyz answers 200{}",
-               suppressed_note(failure_log_.take_suppressed()));
+  spdlog::info("writes succeed again: /readyz answers 200");
 }
 
 void Writer::halt(store::StoreFault fault, const std::string& reason) noexcept {

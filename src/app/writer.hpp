@@ -42,9 +42,9 @@
 
 #include "app/accounts_view.hpp"
 #include "app/ledger.hpp"
-#include "app/log_limiter.hpp"
 #include "core/clock.hpp"
 #include "store/store.hpp"
+#include "util/rate_limited_log.hpp"
 
 namespace ps::app {
 
@@ -59,9 +59,6 @@ struct WriterOptions {
   // After a failed write, how often an otherwise idle writer tries a small real write: how soon
   // /readyz turns 200 again once the disk has room. A failing probe costs one failed statement.
   std::chrono::milliseconds probe_interval{1000};
-  // Failure log lines per second at most; the rest are counted (a full disk failed every request
-  // and logged 7,600 lines in 18 s).
-  std::uint32_t failure_log_lines_per_second = 5;
 };
 
 // Readiness of the writer: false while writes fail, and for good once the database was lost or
@@ -188,7 +185,9 @@ class Writer {
   std::chrono::steady_clock::time_point next_probe_{};
   bool rescue_pending_ = false;
   std::size_t unacknowledged_in_rescue_ = 0;  // jobs committed into the lost file, answered 503
-  LogLimiter failure_log_;
+  // One line a second per cause of failure, with the count of the others (a full disk fails
+  // every batch: 7,600 lines in 18 s before).
+  util::RateLimitedLog failure_log_;
 };
 
 }  // namespace ps::app

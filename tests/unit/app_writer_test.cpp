@@ -21,7 +21,6 @@
 
 #include "app/accounts_view.hpp"
 #include "app/ledger.hpp"
-#include "app/log_limiter.hpp"
 #include "core/clock.hpp"
 #include "store/store.hpp"
 #include "test_support/sqlite_reader.hpp"
@@ -367,23 +366,6 @@ TEST_F(AppWriter, ADatabaseFileMovedAwayStopsTheWriterAndIsRescued) {
   const auto check = copy.query("PRAGMA quick_check");
   ASSERT_EQ(check.size(), 1u);
   EXPECT_EQ(check.front().text(0), "ok");
-}
-
-TEST(LogLimiter, LetsABurstThroughPerIntervalAndCountsTheRest) {
-  using namespace std::chrono_literals;
-  LogLimiter limiter(3, 1s);
-  const LogLimiter::Clock::time_point t0{1h};
-  EXPECT_EQ(limiter.admit(t0), 0u);
-  EXPECT_EQ(limiter.admit(t0 + 1ms), 0u);
-  EXPECT_EQ(limiter.admit(t0 + 2ms), 0u);
-  EXPECT_FALSE(limiter.admit(t0 + 3ms).has_value());
-  EXPECT_FALSE(limiter.admit(t0 + 999ms).has_value());
-  EXPECT_EQ(limiter.admit(t0 + 1s), 2u);  // a new interval reports what was dropped
-  EXPECT_EQ(limiter.admit(t0 + 1s + 1ms), 0u);
-  EXPECT_EQ(limiter.admit(t0 + 1s + 2ms), 0u);
-  EXPECT_FALSE(limiter.admit(t0 + 1s + 3ms).has_value());
-  EXPECT_EQ(limiter.take_suppressed(), 1u);
-  EXPECT_EQ(limiter.take_suppressed(), 0u);
 }
 
 TEST_F(AppWriter, QueueCapacityRefusesBoundedWorkButNotFollowUps) {
