@@ -199,8 +199,8 @@ std::optional<Payment> Ledger::prepare_resend(store::Store& s, MovementId id, Ti
 }
 
 Payment Ledger::lease_for_resend(store::Store& s, const Payment& p, TimeMs now) {
-  const Payment next = core::with_resend(p, now, settings_.time_to_settle_seconds,
-                                         settings_.settle_grace_seconds, settings_.send_lease_ms);
+  Payment next = core::with_resend(p, now, settings_.time_to_settle_seconds,
+                                   settings_.settle_grace_seconds, settings_.send_lease_ms);
   s.update_payment(next);
   s.append_event(payment_event(ek::kPaymentResent, next, require_account(s, next.account_id), now));
   return next;
