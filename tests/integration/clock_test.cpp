@@ -164,6 +164,27 @@ TEST_F(WallClockStepTest, StepBackDoesNotDelayDelinquency) {
 }
 
 // (c) A restart with the wall clock an hour behind continues from the newest stored time.
+// Issue 8 #14: Idempotency-Keys expire after IDEMPOTENCY_KEY_TTL_HOURS (default 24). A restart
+// a day later (the wall clock 25 h ahead; service time re-anchors to it at start) finds the key
+// swept and free for a new payment.
+TEST_F(WallClockStepTest, IdempotencyKeysExpireAfterTheirTtl) {
+  const Headers key = {{"Idempotency-Key", "day-old"}};
+  const auto first = post_payment(120, "Shop", 1, key);
+  ASSERT_TRUE(HasStatus(first, 201));
+  const auto replay = post_payment(120, "Shop", 1, key);
+  ASSERT_TRUE(HasStatus(replay, 201));
+  EXPECT_TRUE(replay.header("Idempotent-Replayed").has_value());
+  step_wall_clock("+90000");
+  restart_service();
+  EXPECT_TRUE(eventually([&] { return db_count("idempotency_keys") == 0; }))
+      << "the sweep at start did not delete the expired key";
+  const auto again = post_payment(120, "Shop", 1, key);
+  ASSERT_TRUE(HasStatus(again, 201));
+  EXPECT_FALSE(again.header("Idempotent-Replayed").has_value()) << "an expired key replayed";
+  EXPECT_NE(int_field(again.object(), "money_movement_id"),
+            int_field(first.object(), "money_movement_id"));
+}
+
 TEST_F(WallClockStepTest, RestartWithClockSteppedBackContinuesFromStoredTime) {
   create_payment(-100);
   const auto second = create_payment(-200);
