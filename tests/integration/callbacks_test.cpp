@@ -384,9 +384,9 @@ TEST_F(LateCallbackTest, PaymentWithoutCallbacksIsFinalAfterDeadline) {
 class SlowDiskCallbackTest : public ServiceTest {
  protected:
   ServiceConfig config() const override {
-    return {{"--time-to-settle-seconds", "2", "--settle-grace-seconds", "0"},
-            {{"LD_PRELOAD", FSYNC_DELAY_LIB}, {"FSYNC_DELAY_FILE", delay_file().string()}},
-            {}};
+    auto env = preload_environment(FSYNC_DELAY_LIB);
+    env.emplace_back("FSYNC_DELAY_FILE", delay_file().string());
+    return {{"--time-to-settle-seconds", "2", "--settle-grace-seconds", "0"}, env, {}};
   }
   [[nodiscard]] std::filesystem::path delay_file() const { return delay_dir_ / "delay_us"; }
   void set_flush_delay(std::chrono::microseconds delay) const {

@@ -39,12 +39,13 @@ class WallClockStepTest : public ServiceTest {
   }
 
   ServiceConfig config() const override {
+    auto env = preload_environment(kLibFaketime);
+    env.emplace_back("FAKETIME_TIMESTAMP_FILE", offset_file().string());
+    env.emplace_back("FAKETIME_NO_CACHE", "1");
+    env.emplace_back("FAKETIME_DONT_FAKE_MONOTONIC", "1");
     return {{"--time-to-settle-seconds", std::to_string(settle_seconds()), "--settle-grace-seconds",
              "0"},
-            {{"LD_PRELOAD", kLibFaketime},
-             {"FAKETIME_TIMESTAMP_FILE", offset_file().string()},
-             {"FAKETIME_NO_CACHE", "1"},
-             {"FAKETIME_DONT_FAKE_MONOTONIC", "1"}},
+            env,
             {}};
   }
   virtual int settle_seconds() const { return 1; }

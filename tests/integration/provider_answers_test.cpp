@@ -1,6 +1,8 @@
 // What each answer of the provider means for a payment (SPEC 3): 409 to a copy, the statuses
 // that say our configuration is wrong, and the one immediate re-send after a stale pooled
 // connection, which must move the settle deadline like any re-send.
+#include <memory>
+#include <set>
 #include <thread>
 
 #include "service_fixture.hpp"
@@ -52,10 +54,25 @@ TEST_F(ProviderAnswersTest, OurConfigurationFaultsAreNotRejectionsAndAreResent) 
   // the provider did not judge the payment. 202, re-sent until the configuration is fixed
   // (here: the next answer is 201), logged and counted.
   const std::vector<unsigned> statuses = {401, 403, 405, 407, 301, 302, 307};
+  // Payment i (amount -100 - i) gets statuses[i] to its first request; every re-send gets 201.
+  // Keyed by the request, not queued: re-sends of earlier payments run in the background.
+  // The provider calls the policy under its own lock, and may outlive a failed assertion here:
+  // the policy owns what it uses.
+  auto seen = std::make_shared<std::set<std::int64_t>>();
+  provider().set_policy(
+      [seen, statuses](const FakeProvider::Request& r) -> std::optional<FakeProvider::Action> {
+        if (!r.json) return std::nullopt;
+        const auto& body = r.json->get_object();
+        if (!seen->insert(int_field(body, "money_movement_id")).second) return std::nullopt;
+        const auto amount = int_field(body, "amount_cents");
+        if (amount == -5) return FakeProvider::reply(404, R"({"detail":"unknown account"})");
+        const auto i = static_cast<std::size_t>(-100 - amount);
+        if (i >= statuses.size()) return std::nullopt;
+        return FakeProvider::reply(statuses[i], R"({"detail":"not for you"})");
+      });
   std::int64_t expected_balance = 0;
   std::vector<std::int64_t> ids;
   for (std::size_t i = 0; i < statuses.size(); ++i) {
-    provider().enqueue(FakeProvider::reply(statuses[i], R"({"detail":"not for you"})"));
     const auto amount = -100 - static_cast<std::int64_t>(i);
     const auto response = post_payment(amount);
     ASSERT_TRUE(HasStatus(response, 202)) << "provider answered " << statuses[i];
@@ -72,8 +89,8 @@ TEST_F(ProviderAnswersTest, OurConfigurationFaultsAreNotRejectionsAndAreResent) 
             static_cast<std::int64_t>(statuses.size()));
   EXPECT_NE(service().log().find("configuration"), std::string::npos) << service().log_tail();
   // 404 stays a rejection: the provider may use it for an account or merchant it does not know.
-  provider().enqueue(FakeProvider::reply(404, R"({"detail":"unknown account"})"));
   EXPECT_TRUE(IsProblem(post_payment(-5), 502, "provider-rejected"));
+  provider().set_policy(nullptr);
 }
 
 // One I/O thread, so the second payment is sent on the connection the first one left pooled.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <regex>
@@ -15,6 +16,13 @@ using namespace std::chrono_literals;
 
 std::string to_json(const json::value& value) {
   return json::serialize(value);
+}
+
+std::vector<std::pair<std::string, std::string>> preload_environment(std::string_view library) {
+  const char* inherited = std::getenv("ASAN_OPTIONS");
+  std::string asan = inherited != nullptr ? inherited : "";
+  asan += std::string(asan.empty() ? "" : ":") + "verify_asan_link_order=0";
+  return {{"LD_PRELOAD", std::string(library)}, {"ASAN_OPTIONS", asan}};
 }
 
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {

@@ -45,6 +45,12 @@ struct ServiceConfig {
   std::optional<std::string> provider_url;
 };
 
+// Environment that preloads `library` (an LD_PRELOAD shim: tools/fsync_delay, tools/disk_full,
+// libfaketime) into the service. A service built with AddressSanitizer (scripts/sanitize) would
+// refuse a library preloaded ahead of its ASan runtime, so ASan's link-order check is turned off
+// (the caller's ASAN_OPTIONS are kept).
+std::vector<std::pair<std::string, std::string>> preload_environment(std::string_view library);
+
 // ---- JSON helpers (throw std::runtime_error with context on a type mismatch) ----
 using test_support::as_int;
 using test_support::int_field;

@@ -233,15 +233,10 @@ class DiskFullTest : public ServiceTest {
  protected:
   fs::path flag() const { return db_path().parent_path() / "disk-full"; }
   ServiceConfig config() const override {
-    std::string asan = std::getenv("ASAN_OPTIONS") != nullptr ? std::getenv("ASAN_OPTIONS") : "";
-    // An instrumented service would refuse a preloaded library ahead of its ASan runtime.
-    asan += std::string(asan.empty() ? "" : ":") + "verify_asan_link_order=0";
-    return {{},
-            {{"LD_PRELOAD", DISK_FULL_SHIM},
-             {"DISK_FULL_FLAG_FILE", flag().string()},
-             {"DISK_FULL_PATH_PREFIX", db_path().string()},
-             {"ASAN_OPTIONS", asan}},
-            {}};
+    auto env = preload_environment(DISK_FULL_SHIM);
+    env.emplace_back("DISK_FULL_FLAG_FILE", flag().string());
+    env.emplace_back("DISK_FULL_PATH_PREFIX", db_path().string());
+    return {{}, env, {}};
   }
 };
 
