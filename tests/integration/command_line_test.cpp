@@ -61,18 +61,25 @@ TEST(CommandLineTest, HelpListsEveryFlagWithItsEnvironmentVariable) {
 }
 
 // Start-up with a bad configuration must fail fast, with a non-zero exit code.
-test_support::ExitStatus start_with(const test_support::TempDir& dir,
-                                    std::vector<std::string> args) {
+// The service on a free port with its database in `dir`, plus `args`.
+test_support::ServiceOptions service_options(const test_support::TempDir& dir,
+                                             const std::vector<std::string>& args) {
   const auto port = test_support::free_port();
   test_support::ServiceOptions options;
   options.binary = PAYMENT_SERVICE_BIN;
   options.args = {"--port",    std::to_string(port), "--bind",
                   "127.0.0.1", "--database-url",     "sqlite:" + (dir / "db.sqlite").string()};
   options.args.insert(options.args.end(), args.begin(), args.end());
-  options.unset_env = {"PROVIDER_URL", "CALLBACK_ALLOW_FROM", "PORT", "DATABASE_URL"};
   options.log_path = dir / "service.log";
   options.port = port;
   options.start_timeout = 5s;
+  return options;
+}
+
+test_support::ExitStatus start_with(const test_support::TempDir& dir,
+                                    const std::vector<std::string>& args) {
+  auto options = service_options(dir, args);
+  options.unset_env = {"PROVIDER_URL", "CALLBACK_ALLOW_FROM", "PORT", "DATABASE_URL"};
   test_support::ServiceProcess process(std::move(options));
   try {
     process.start();
@@ -114,17 +121,9 @@ struct StartOutcome {
 StartOutcome start_with_env(std::vector<std::string> args,
                             std::vector<std::pair<std::string, std::string>> env) {
   const test_support::TempDir dir;
-  const auto port = test_support::free_port();
-  test_support::ServiceOptions options;
-  options.binary = PAYMENT_SERVICE_BIN;
-  options.args = {"--port",    std::to_string(port), "--bind",
-                  "127.0.0.1", "--database-url",     "sqlite:" + (dir / "db.sqlite").string()};
-  options.args.insert(options.args.end(), args.begin(), args.end());
+  auto options = service_options(dir, args);
   options.env = std::move(env);
   options.unset_env = test_support::service_environment_variables();
-  options.log_path = dir / "service.log";
-  options.port = port;
-  options.start_timeout = 5s;
   test_support::ServiceProcess process(std::move(options));
   StartOutcome outcome;
   try {
