@@ -97,8 +97,7 @@ int run(const config::Config& cfg) {
           .idempotency_key_ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                         std::chrono::hours(cfg.idempotency_key_ttl_hours))
                                         .count(),
-      },
-      store->max_movement_id());
+      });
   app::AccountsView accounts;
   app::Writer writer(std::move(store), clock, accounts,
                      app::WriterOptions{.queue_capacity = cfg.write_queue_capacity,

@@ -50,20 +50,45 @@ Account require_account(store::Store& s, AccountId id) {
 
 }  // namespace
 
-Ledger::Ledger(LedgerSettings settings, MovementId largest_issued_id)
-    : settings_(settings), ids_(largest_issued_id) {
+store::LockSet locks_for_new_payment(const NewPayment& request) {
+  store::LockSet locks;
+  if (request.idempotency_key) locks.idempotency_keys.push_back(*request.idempotency_key);
+  locks.accounts.push_back(request.account_id);
+  return locks;
+}
+
+store::LockSet locks_for_payment(MovementId id) {
+  store::LockSet locks;
+  locks.payments.push_back(id);
+  return locks;
+}
+
+store::LockSet locks_for_recalculate() {
+  store::LockSet locks;
+  locks.all_accounts = true;
+  return locks;
+}
+
+Ledger::Ledger(LedgerSettings settings) : settings_(settings) {
   assert(settings_.time_to_settle_seconds > 0);
   assert(settings_.settle_grace_seconds >= 0);
   assert(settings_.send_lease_ms > 0 && settings_.idempotency_key_ttl_ms > 0);
 }
 
 void Ledger::bootstrap(store::Store& s, TimeMs now, Touched& touched) {
-  if (s.max_account_id() == 0) open_account(s, now, touched);
+  store::LockSet start_up;
+  start_up.start_up = true;
+  s.lock(start_up);
+  if (s.max_account_id() == 0) insert_new_account(s, kBootstrapAccount, now, touched);
 }
 
 Account Ledger::open_account(store::Store& s, TimeMs now, Touched& touched) {
+  return insert_new_account(s, s.next_account_id(), now, touched);
+}
+
+Account Ledger::insert_new_account(store::Store& s, AccountId id, TimeMs now, Touched& touched) {
   const Account account{
-      .account_id = s.max_account_id() + 1,
+      .account_id = id,
       .created_at = now,
       .status = core::AccountStatus::current,
       .balance = 0,
@@ -108,7 +133,7 @@ Outcome<PaymentCreated> Ledger::create_payment(store::Store& s, const NewPayment
   if (!account) return Failure::account_not_found;
 
   Payment payment{
-      .money_movement_id = ids_.next(now),
+      .money_movement_id = s.next_movement_id(now),
       .account_id = request.account_id,
       .amount_cents = request.amount_cents,
       .original_amount_cents = request.amount_cents,

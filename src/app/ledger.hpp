@@ -10,7 +10,6 @@
 #include <variant>
 #include <vector>
 
-#include "core/ids.hpp"
 #include "core/ledger.hpp"
 #include "core/provider_answer.hpp"
 #include "core/types.hpp"
@@ -24,6 +23,9 @@ using core::Cents;
 using core::MovementId;
 using core::Payment;
 using core::TimeMs;
+
+// The account every new store starts with (SPEC 2: the brief's clients use it without opening one).
+inline constexpr AccountId kBootstrapAccount = 1;
 
 enum class Failure {
   account_not_found,
@@ -52,7 +54,7 @@ struct LedgerSettings {
 };
 
 struct NewPayment {
-  AccountId account_id = 1;
+  AccountId account_id = kBootstrapAccount;
   Cents amount_cents = 0;
   std::string merchant_name;
   std::optional<std::string> idempotency_key;
@@ -81,13 +83,20 @@ struct ResendClaim {
   std::optional<TimeMs> next_due;
 };
 
+// The rows each use case changes, for the writer to lock before its batch runs (store::LockSet;
+// on a shared database the lock is what serializes instances).
+store::LockSet locks_for_new_payment(const NewPayment& request);
+store::LockSet locks_for_payment(MovementId id);  // a verdict, a re-send, a callback
+store::LockSet locks_for_recalculate();
+
 class Ledger {
  public:
-  Ledger(LedgerSettings settings, MovementId largest_issued_id);
+  explicit Ledger(LedgerSettings settings);
 
   const LedgerSettings& settings() const { return settings_; }
 
-  // Creates account 1 when the store has no account yet (SPEC 2).
+  // Creates account 1 when the store has no account yet (SPEC 2); once, also when several
+  // instances start at the same moment on one shared database.
   void bootstrap(store::Store& s, TimeMs now, Touched& touched);
 
   Account open_account(store::Store& s, TimeMs now, Touched& touched);
@@ -132,10 +141,10 @@ class Ledger {
                                    Touched& touched);
 
  private:
+  Account insert_new_account(store::Store& s, AccountId id, TimeMs now, Touched& touched);
   Payment lease_for_resend(store::Store& s, const Payment& p, TimeMs now);
 
   LedgerSettings settings_;
-  core::MovementIdGenerator ids_;
 };
 
 }  // namespace ps::app

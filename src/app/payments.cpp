@@ -69,8 +69,9 @@ asio::awaitable<ProviderAnswer> PaymentFlow::attempt(Payment& payment, SendKind 
       auto lease = [this, id](store::Store& s, TimeMs now, Touched&) {
         return ledger_.prepare_resend(s, id, now);
       };
-      const auto leased =
-          co_await writer_.run<std::optional<Payment>>(std::move(lease), Writer::Admission::always);
+      auto locks = locks_for_payment(id);
+      const auto leased = co_await writer_.run<std::optional<Payment>>(
+          std::move(lease), std::move(locks), Writer::Admission::always);
       if (leased) {  // else a callback proved meanwhile that the provider has it
         payment = *leased;
         kind = SendKind::resend;
@@ -117,7 +118,9 @@ asio::awaitable<void> PaymentFlow::record(const ProviderAnswer& answer, Payment&
         s, id, verdict, detail, [this, &answer](const Payment& p) { return render_(p, answer); },
         now, touched, retry_delay_ms);
   };
-  auto recorded = co_await writer_.run<Outcome<Payment>>(std::move(op), Writer::Admission::always);
+  auto locks = locks_for_payment(id);
+  auto recorded = co_await writer_.run<Outcome<Payment>>(std::move(op), std::move(locks),
+                                                         Writer::Admission::always);
   if (auto* p = std::get_if<Payment>(&recorded)) payment = *p;
 }
 
@@ -127,7 +130,9 @@ asio::awaitable<PaymentResult> PaymentFlow::create(const NewPayment& request) {
       return render_(p, answer_for_current_status(p));
     });
   };
-  auto created = co_await writer_.run<Outcome<PaymentCreated>>(std::move(create_op));
+  auto locks = locks_for_new_payment(request);
+  auto created =
+      co_await writer_.run<Outcome<PaymentCreated>>(std::move(create_op), std::move(locks));
   auto* ok = std::get_if<PaymentCreated>(&created);
   if (ok == nullptr || ok->replay) co_return PaymentResult{std::move(created), {}};
 

@@ -79,8 +79,9 @@ asio::awaitable<void> Resender::drain_after_outage() {
     auto op = [this](store::Store& s, TimeMs now, Touched&) {
       return ledger_.make_backoffs_due(s, now);
     };
-    const std::size_t due =
-        co_await writer_.run<std::size_t>(std::move(op), Writer::Admission::always);
+    store::LockSet no_locks;  // a bulk update: it locks the rows it changes as it goes
+    const std::size_t due = co_await writer_.run<std::size_t>(std::move(op), std::move(no_locks),
+                                                              Writer::Admission::always);
     spdlog::info("the provider answers again: re-sending the {} waiting payment(s)", due);
   } catch (const std::exception& e) {
     // They stay due after their own backoff.
@@ -129,7 +130,10 @@ asio::awaitable<void> Resender::claim_and_send() {
     auto op = [this, limit](store::Store& s, TimeMs at, Touched&) {
       return ledger_.claim_resends(s, at, limit);
     };
-    claim = co_await writer_.run<ResendClaim>(std::move(op), Writer::Admission::always);
+    // No locks named: the claim locks what it takes, skipping what another instance holds.
+    store::LockSet no_locks;
+    claim = co_await writer_.run<ResendClaim>(std::move(op), std::move(no_locks),
+                                              Writer::Admission::always);
   }
   for (Payment& p : claim.payments) {
     ++in_flight_;

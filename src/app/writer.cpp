@@ -54,7 +54,7 @@ void Writer::run_now(const Work& work) {
   assert(!thread_.joinable());
   std::vector<Job> batch;
   std::exception_ptr error;
-  batch.push_back(Job{work, [&error](std::exception_ptr e) { error = std::move(e); }});
+  batch.push_back(Job{work, [&error](std::exception_ptr e) { error = std::move(e); }, {}});
   execute(batch);
   if (rescue_pending_) rescue();
   if (error) std::rethrow_exception(error);
@@ -74,8 +74,8 @@ void Writer::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-bool Writer::try_enqueue(Work work, Completion done, Admission admission) {
-  Job job{std::move(work), std::move(done)};
+bool Writer::try_enqueue(Work work, Completion done, Admission admission, store::LockSet locks) {
+  Job job{std::move(work), std::move(done), std::move(locks)};
   std::exception_ptr stopped_for_good;
   {
     const std::lock_guard lock(mutex_);
@@ -152,10 +152,13 @@ void Writer::execute(std::vector<Job>& batch) {
     for (auto& job : batch) complete(job, stopped_for_good);
     return;
   }
-  std::exception_ptr error = attempt(batch, 0, batch.size());
+  std::exception_ptr error = attempt_until_no_conflict(batch, 0, batch.size());
   if (!error) return;
   stats_.failed_batches.fetch_add(1, std::memory_order_relaxed);
-  if (batch.size() == 1 || halted()) {
+  // Whether an outcome_unknown batch committed is not known: running its jobs again could apply
+  // them twice.
+  if (batch.size() == 1 || halted() ||
+      describe(error).fault == store::StoreFault::outcome_unknown) {
     for (auto& job : batch) complete(job, error);
     return;
   }
@@ -164,9 +167,30 @@ void Writer::execute(std::vector<Job>& batch) {
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (const auto stopped_for_good = halted()) {
       complete(batch[i], stopped_for_good);
-    } else if (auto single = attempt(batch, i, 1)) {
+    } else if (auto single = attempt_until_no_conflict(batch, i, 1)) {
       complete(batch[i], single);
     }
+  }
+}
+
+std::exception_ptr Writer::attempt_until_no_conflict(std::vector<Job>& batch, std::size_t first,
+                                                     std::size_t count) {
+  auto pause = kConflictPause;
+  for (int attempts = 1;; ++attempts) {
+    auto error = attempt(batch, first, count);
+    if (!error || attempts == kConflictAttempts ||
+        describe(error).fault != store::StoreFault::conflict) {
+      return error;
+    }
+    // Nothing was committed. Another instance holds what this batch needs; wait a little (with
+    // jitter, so two instances that collided do not collide again in step) and run it again.
+    jitter_state_ ^= jitter_state_ << 13;
+    jitter_state_ ^= jitter_state_ >> 7;
+    jitter_state_ ^= jitter_state_ << 17;
+    const auto jitter = std::chrono::microseconds(
+        static_cast<std::int64_t>(jitter_state_ % static_cast<std::uint64_t>(pause.count() + 1)));
+    std::this_thread::sleep_for(pause + jitter);
+    pause *= 2;
   }
 }
 
@@ -248,6 +272,9 @@ bool Writer::commit_batch(std::vector<Job>& batch, std::size_t first, std::size_
   const core::TimeMs now = clock_.now_ms();
   try {
     store_->begin();
+    store::LockSet locks;
+    for (std::size_t i = first; i < first + count; ++i) locks.merge(batch[i].locks);
+    if (!locks.empty()) store_->lock(locks);
     for (std::size_t i = first; i < first + count; ++i) batch[i].work(*store_, now, touched);
     // Inside the transaction: a database lost while the writer was idle is found here, and the
     // batch rolled back, so it lands nowhere (the check after COMMIT catches the rest).
@@ -274,8 +301,10 @@ void Writer::on_failure(const std::exception_ptr& error, std::size_t jobs) noexc
   }
   switch (fault) {
     case store::StoreFault::none:
-      return;  // the job's own failure (a bug, a constraint): the store is fine
+    case store::StoreFault::conflict:
+      return;  // the job's own failure (a bug, a constraint) or a lost race: the store is fine
     case store::StoreFault::unavailable:
+    case store::StoreFault::outcome_unknown:
       next_probe_ = now + options_.probe_interval;
       if (!failing_) {
         failing_ = true;
@@ -328,7 +357,8 @@ void Writer::probe() noexcept {
   next_probe_ = SteadyClock::now() + options_.probe_interval;
   std::vector<Job> probe;
   probe.push_back(Job{[](store::Store& s, core::TimeMs now, Touched&) { s.record_probe(now); },
-                      [](const std::exception_ptr&) {}});
+                      [](const std::exception_ptr&) {},
+                      {}});
   Touched touched;
   bool wrote = false;
   try {

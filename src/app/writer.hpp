@@ -9,6 +9,14 @@
 // Nothing is acknowledged before its commit returns, and once it has returned nothing runs the
 // batch's jobs again: each is completed exactly once, whatever fails after the commit.
 //
+// A shared database (PostgreSQL, several instances): each job names the rows it will change (a
+// store::LockSet); the batch locks all of them first, in the store's fixed order, so instances
+// cannot deadlock each other. A batch that still loses a race (serialization failure, deadlock:
+// StoreFault::conflict) committed nothing and runs again, up to kConflictAttempts times with a
+// growing pause. A COMMIT whose outcome could not be established (StoreFault::outcome_unknown)
+// is neither acknowledged nor run again: its jobs fail (503), and an idempotent retry finds
+// what, if anything, was committed.
+//
 // The database under the writer (issue 8):
 // - Lost: before each COMMIT and again after it, the store checks that its path still names the
 //   file it writes to (Store::verify_identity). If not (deleted, or a backup moved over it), the
@@ -94,6 +102,11 @@ class Writer {
   // Finishes every queued job, then joins the thread.
   void stop();
 
+  // Attempts of a batch that meets StoreFault::conflict, and the pause before the first retry
+  // (doubling, with jitter).
+  static constexpr int kConflictAttempts = 8;
+  static constexpr std::chrono::microseconds kConflictPause{500};
+
   // New work is refused when the queue is full. Follow-up work of an already admitted request
   // (recording the provider's verdict) is always taken: it is bounded by the admitted requests,
   // and refusing it would strand a payment.
@@ -101,7 +114,9 @@ class Writer {
 
   // False when the queue is full. When writing has stopped for good (see above), the job is not
   // run: `done` is called at once, on the calling thread, with a StoreError, and this returns true.
-  bool try_enqueue(Work work, Completion done, Admission admission = Admission::bounded);
+  // `locks`: the rows `work` will change (see above).
+  bool try_enqueue(Work work, Completion done, Admission admission = Admission::bounded,
+                   store::LockSet locks = {});
 
   // Runs `op(store, now, touched) -> R` in the next group commit; resumes the calling coroutine
   // on its own executor with the result. Throws Overloaded, or what the commit threw.
@@ -111,7 +126,8 @@ class Writer {
   // coroutine, and callers name the op first: `auto op = [..]{..}; co_await run<R>(std::move(op));`
   // The same rule holds for every co_await in this project.
   template <class R, class Op>
-  boost::asio::awaitable<R> run(Op op, Admission admission = Admission::bounded) {
+  boost::asio::awaitable<R> run(Op op, store::LockSet locks = {},
+                                Admission admission = Admission::bounded) {
     auto result = std::make_shared<R>();
     auto work = std::make_shared<Work>(
         [result, op_ = std::move(op)](store::Store& s, core::TimeMs now, Touched& touched) {
@@ -119,13 +135,13 @@ class Writer {
         });
     return boost::asio::async_initiate<decltype(boost::asio::use_awaitable),
                                        void(std::exception_ptr, R)>(
-        [this, admission, result, work](auto handler) {
+        [this, admission, result, work, locks = std::move(locks)](auto handler) mutable {
           auto h = std::make_shared<decltype(handler)>(std::move(handler));
           Completion complete = [h, result](std::exception_ptr e) {
             auto ex = boost::asio::get_associated_executor(*h);
             boost::asio::post(ex, [h, result, e]() mutable { (*h)(e, std::move(*result)); });
           };
-          if (!try_enqueue(std::move(*work), complete, admission)) {
+          if (!try_enqueue(std::move(*work), complete, admission, std::move(locks))) {
             complete(std::make_exception_ptr(Overloaded()));
           }
         },
@@ -139,12 +155,17 @@ class Writer {
   struct Job {
     Work work;
     Completion done;
+    store::LockSet locks;
   };
 
   void loop();
   void execute(std::vector<Job>& batch);
+  // attempt(), again while it meets a conflict (up to kConflictAttempts).
+  std::exception_ptr attempt_until_no_conflict(std::vector<Job>& batch, std::size_t first,
+                                               std::size_t count);
   // Runs jobs [first, first + count) in one transaction. nullptr: committed, and the jobs are
-  // completed; otherwise nothing was committed and the jobs are not completed.
+  // completed; otherwise the jobs are not completed, and nothing was committed unless the error
+  // is StoreFault::outcome_unknown.
   std::exception_ptr attempt(std::vector<Job>& batch, std::size_t first, std::size_t count);
   // Throws what the work or the commit threw, after rolling back. True: the commit wrote.
   bool commit_batch(std::vector<Job>& batch, std::size_t first, std::size_t count,
@@ -188,6 +209,7 @@ class Writer {
   // One line a second per cause of failure, with the count of the others (a full disk fails
   // every batch: 7,600 lines in 18 s before).
   util::RateLimitedLog failure_log_;
+  std::uint64_t jitter_state_ = 0x9e3779b97f4a7c15ULL;  // conflict pauses; the writer's thread
 };
 
 }  // namespace ps::app

@@ -2,7 +2,8 @@
 // The Store port: everything the application needs from durable storage. One Store object is one
 // connection and is used by one thread at a time. Writes happen only between begin() and commit()
 // on the single writer's connection (see app/writer.hpp); readers use their own connections.
-// Implementations: sqlite/ (embedded). Every method throws StoreError on failure.
+// Implementations: sqlite/ (embedded, one process) and postgres/ (shared by any number of service
+// instances, SPEC 8). Every method throws StoreError on failure.
 
 #include <memory>
 #include <optional>
@@ -26,6 +27,13 @@ enum class StoreFault {
   unavailable,  // the store cannot write now (disk full, I/O error, locked): may heal by itself
   corrupt,      // the database is damaged: it will not heal, and writing on top may spread it
   lost,         // the file this connection writes to is no longer the database its URL names
+  // The transaction lost a race with another writer of a shared database (serialization failure
+  // 40001, deadlock 40P01): nothing of it was committed, and running it again may succeed.
+  conflict,
+  // The connection was lost during COMMIT and the outcome could not be established: the
+  // transaction may or may not have committed. Its work must be neither acknowledged nor run
+  // again (that could apply it twice).
+  outcome_unknown,
 };
 
 struct StoreError : std::runtime_error {
@@ -82,6 +90,31 @@ struct PaymentFilter {
   int limit = 100;
 };
 
+// The rows a write batch will change, locked before any job of the batch runs (Store::lock).
+// Taken always in the same order, so service instances sharing one database cannot deadlock each
+// other: the start-up lock, then idempotency keys, then accounts, then payments, each sorted.
+struct LockSet {
+  bool start_up = false;  // serializes the start-up work (bootstrap) of instances
+  std::vector<std::string> idempotency_keys;
+  bool all_accounts = false;  // every account (recalculate)
+  std::vector<AccountId> accounts;
+  // These payments, and their accounts (a payment's account never changes).
+  std::vector<MovementId> payments;
+
+  void merge(const LockSet& other) {
+    start_up = start_up || other.start_up;
+    all_accounts = all_accounts || other.all_accounts;
+    idempotency_keys.insert(idempotency_keys.end(), other.idempotency_keys.begin(),
+                            other.idempotency_keys.end());
+    accounts.insert(accounts.end(), other.accounts.begin(), other.accounts.end());
+    payments.insert(payments.end(), other.payments.begin(), other.payments.end());
+  }
+  bool empty() const {
+    return !start_up && !all_accounts && idempotency_keys.empty() && accounts.empty() &&
+           payments.empty();
+  }
+};
+
 struct RescueReport {
   std::string copy_path;
   std::string details;  // other steps taken, as sentences; may be empty
@@ -94,7 +127,16 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
+  // Other processes may write to this database (PostgreSQL): reads must come from the store, not
+  // from a copy in memory that only this process's commits update.
+  virtual bool shared() const = 0;
+
   virtual void begin() = 0;
+  // Inside begin/commit, before the batch's jobs run: locks `locks` until the transaction ends
+  // (see LockSet). A shared store must lock every row the batch's jobs will update; rows a job
+  // only reads need no lock. SQLite: nothing to do (one writer, and its transaction is
+  // exclusive).
+  virtual void lock(const LockSet& locks) = 0;
   // True when the transaction changed something (a transaction that only read proves nothing
   // about whether the store can write).
   virtual bool commit() = 0;
@@ -116,12 +158,17 @@ class Store {
   virtual std::optional<core::Account> find_account(AccountId id) = 0;
   virtual std::vector<core::Account> list_accounts() = 0;
   virtual AccountId max_account_id() = 0;
+  // A new account id, never issued before, also by other instances (SQLite: the largest + 1;
+  // PostgreSQL: a sequence). Account 1 is the bootstrap account: never returned.
+  virtual AccountId next_account_id() = 0;
   virtual void insert_account(const core::Account& a) = 0;
   virtual void update_account(const core::Account& a) = 0;
 
   virtual std::optional<core::Payment> find_payment(MovementId id) = 0;
   virtual std::vector<core::Payment> list_payments(const PaymentFilter& filter) = 0;
-  // Payments whose resend_at is at or before `now`, earliest first, at most `limit`.
+  // Payments whose resend_at is at or before `now`, earliest first, at most `limit`. A shared
+  // store locks the rows it returns and skips rows another transaction holds (FOR UPDATE SKIP
+  // LOCKED): each due payment goes to one instance.
   virtual std::vector<core::Payment> due_resends(TimeMs now, std::size_t limit) = 0;
   // The earliest resend_at of any payment; empty when none waits for a (re-)send.
   virtual std::optional<TimeMs> next_resend_at() = 0;
@@ -129,7 +176,13 @@ class Store {
   // resend_at is exactly last_sent_at + `send_lease_ms`: an attempt is under way) keep it.
   // Returns how many.
   virtual std::size_t make_backoffs_due(TimeMs now, TimeMs send_lease_ms) = 0;
+  // The largest money_movement_id stored; 0 when none.
   virtual MovementId max_movement_id() = 0;
+  // A new money_movement_id (writer connection only): never issued before by any instance, also
+  // not in an earlier database that was wiped (the provider remembers ids), and at most
+  // core::kMaxMovementId. SQLite: core::MovementIdGenerator from the largest stored id;
+  // PostgreSQL: blocks from a sequence that starts at the time-based id of its creation.
+  virtual MovementId next_movement_id(TimeMs now) = 0;
   virtual void insert_payment(const core::Payment& p) = 0;
   virtual void update_payment(const core::Payment& p) = 0;
 
@@ -180,7 +233,8 @@ struct StoreOptions {
   int wal_checkpoint_pages = kWalCheckpointPagesDefault;
 };
 
-// `url`: "sqlite:PATH". Applies migrations unless read_only.
+// `url`: "sqlite:PATH", or a PostgreSQL URI ("postgresql://..." or "postgres://..."). Applies
+// migrations unless read_only.
 std::unique_ptr<Store> open_store(const std::string& url, const StoreOptions& options);
 
 }  // namespace ps::store

@@ -139,8 +139,7 @@ class AppLedger : public ::testing::Test {
   test_support::TempDir dir_{"ps_unit"};
   std::string path_ = (dir_ / "ledger.db").string();
   std::unique_ptr<store::Store> store_ = store::open_store("sqlite:" + path_, {});
-  Ledger ledger_{LedgerSettings{.time_to_settle_seconds = 10, .settle_grace_seconds = 2},
-                 store_->max_movement_id()};
+  Ledger ledger_{LedgerSettings{.time_to_settle_seconds = 10, .settle_grace_seconds = 2}};
   Touched bootstrap_touched_;
   Touched last_touched_;
   bool check_invariants_ = true;
@@ -671,7 +670,7 @@ TEST_F(AppLedger, IdsContinueAfterReopeningTheStore) {
   store_ = store::open_store("sqlite:" + path_, {});
   EXPECT_EQ(store_->max_movement_id(), p.money_movement_id);
   EXPECT_EQ(account().balance, 100);  // committed data survived
-  Ledger restarted(LedgerSettings{}, store_->max_movement_id());
+  Ledger restarted(LedgerSettings{});
   Touched t;
   // The clock is behind the stored ids (stepped back across the restart).
   const auto r = tx([&] {
@@ -705,7 +704,7 @@ TEST(AppStore, LatestEventTimeOfAnEmptyStoreIsEmpty) {
 
 TEST(AppLedgerMemory, InMemorySqliteStoreRunsTheUseCases) {
   auto s = store::open_store("sqlite::memory:", {});
-  Ledger ledger(LedgerSettings{}, s->max_movement_id());
+  Ledger ledger(LedgerSettings{});
   Touched t;
   s->begin();
   ledger.bootstrap(*s, kT0, t);

@@ -120,7 +120,7 @@ class AppWriter : public ::testing::Test {
   std::string path_ = (dir_ / "writer.db").string();
   core::ManualClock clock_{kT0};
   AccountsView view_;
-  Ledger ledger_{LedgerSettings{}, 0};
+  Ledger ledger_{LedgerSettings{}};
   std::uint64_t base_batches_ = 0;
   std::uint64_t base_jobs_ = 0;
   std::uint64_t base_failed_ = 0;

@@ -6,6 +6,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cassert>
 #include <cerrno>
@@ -14,6 +15,8 @@
 #include <filesystem>
 #include <limits>
 #include <system_error>
+
+#include "core/ids.hpp"
 
 namespace ps::store::sqlite {
 
@@ -175,6 +178,8 @@ class SqliteStore final : public Store {
     }
   }
 
+  bool shared() const override { return false; }
+
   void begin() override {
     begin_->run();
     changes_at_begin_ = sqlite3_total_changes64(conn_.handle());
@@ -234,6 +239,9 @@ class SqliteStore final : public Store {
     return RescueReport{.copy_path = target, .details = done};
   }
 
+  // One process writes, and its transaction is exclusive (BEGIN IMMEDIATE): nothing to lock.
+  void lock(const LockSet& /*locks*/) override {}
+
   void record_probe(TimeMs at) override { record_probe_->bind(1, at).run(); }
 
   std::optional<core::Account> find_account(AccountId id) override {
@@ -251,6 +259,8 @@ class SqliteStore final : public Store {
   }
 
   AccountId max_account_id() override { return scalar(*max_account_id_); }
+
+  AccountId next_account_id() override { return std::max<AccountId>(max_account_id(), 1) + 1; }
 
   void insert_account(const core::Account& a) override { bind_account(*insert_account_, a).run(); }
 
@@ -295,6 +305,13 @@ class SqliteStore final : public Store {
   }
 
   MovementId max_movement_id() override { return scalar(*max_movement_id_); }
+
+  // Only the writer's connection issues ids, and one process writes: a generator that starts
+  // above the largest stored id is enough.
+  MovementId next_movement_id(TimeMs now) override {
+    if (!ids_) ids_.emplace(max_movement_id());
+    return ids_->next(now);
+  }
 
   void insert_payment(const core::Payment& p) override { bind_payment(*insert_payment_, p).run(); }
 
@@ -681,6 +698,7 @@ class SqliteStore final : public Store {
   std::string wal_path_;
   std::optional<FileId> database_id_;
   std::optional<FileId> wal_id_;
+  std::optional<core::MovementIdGenerator> ids_;  // from the first id issued on
   // [filters]: bit 0 account_id, bit 1 status.
   std::array<std::unique_ptr<Statement>, 4> list_payments_;
   std::unique_ptr<Statement> begin_, commit_, rollback_, find_account_, list_accounts_,
