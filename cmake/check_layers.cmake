@@ -27,7 +27,12 @@ set(may_include_config core util store provider http)
 # app headers free of store types.
 set(never_reaches_http store)
 
+get_filename_component(SOURCE_DIR "${SOURCE_DIR}" ABSOLUTE)  # a relative one: from here
 file(GLOB_RECURSE files RELATIVE "${SOURCE_DIR}" "${SOURCE_DIR}/*.hpp" "${SOURCE_DIR}/*.cpp")
+if(NOT files)
+  # A wrong path must not pass as a clean tree.
+  message(FATAL_ERROR "check_layers.cmake: no .hpp or .cpp files under ${SOURCE_DIR}")
+endif()
 list(SORT files)
 
 # The project includes ("layer/...") of each file, as written.
