@@ -13,9 +13,12 @@
 #include <vector>
 
 #include "app/accounts_view.hpp"
+#include "app/commands.hpp"
+#include "app/health.hpp"
 #include "app/housekeeping.hpp"
 #include "app/ledger.hpp"
 #include "app/payments.hpp"
+#include "app/queries.hpp"
 #include "app/readers.hpp"
 #include "app/resender.hpp"
 #include "app/writer.hpp"
@@ -127,10 +130,12 @@ int run(const config::Config& cfg) {
                         .outage_after = kOutageAfterUnanswered});
   app::Housekeeping housekeeping(writer, ledger, workers.front()->ioc.get_executor(),
                                  app::HousekeepingPolicy{});
-  http::ApiContext context{
-      writer,         ledger,    accounts,
-      readers,        clock,     metrics,
-      provider_stats, *resender, http::AllowList::parse(cfg.callback_allow_from)};
+  // What the HTTP layer sees of app/: its use cases, the accounts snapshot and its health.
+  app::Commands commands(writer, ledger, clock);
+  app::Queries queries(readers);
+  const app::Health health(writer, provider_stats, *resender);
+  http::ApiContext context{commands, queries, accounts,
+                           health,   metrics, http::AllowList::parse(cfg.callback_allow_from)};
 
   asio::ssl::context tls(asio::ssl::context::tls_client);
   tls.set_default_verify_paths();

@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "app/outcomes.hpp"
 #include "core/ledger.hpp"
 #include "core/provider_answer.hpp"
 #include "core/types.hpp"
@@ -24,21 +25,6 @@ using core::MovementId;
 using core::Payment;
 using core::TimeMs;
 
-// The account every new store starts with (SPEC 2: the brief's clients use it without opening one).
-inline constexpr AccountId kBootstrapAccount = 1;
-
-enum class Failure {
-  account_not_found,
-  payment_not_found,
-  overflow,                // arithmetic would leave int64
-  idempotency_key_reused,  // same key, different request body
-  idempotency_key_in_use,  // same key, first request still in flight
-  callback_too_late,       // after the settle deadline: recorded, nothing changed
-};
-
-template <class T>
-using Outcome = std::variant<T, Failure>;
-
 // The accounts a use case changed, to publish to readers after the commit.
 using Touched = std::vector<Account>;
 
@@ -51,25 +37,6 @@ struct LedgerSettings {
   // ago is no longer "in use": that request is over, answered or dead with its process.
   TimeMs send_lease_ms = 15'000;
   TimeMs idempotency_key_ttl_ms = TimeMs{24} * 3600 * 1000;  // SPEC 3: 24 hours, as Stripe
-};
-
-struct NewPayment {
-  AccountId account_id = kBootstrapAccount;
-  Cents amount_cents = 0;
-  std::string merchant_name;
-  std::optional<std::string> idempotency_key;
-  std::string request_hash;  // identifies the request body for the idempotency check
-};
-
-// The stored first response of an idempotent request.
-struct Replay {
-  int status = 0;
-  std::string body;
-};
-
-struct PaymentCreated {
-  Payment payment;
-  std::optional<Replay> replay;  // set when the key was seen before: answer this, send nothing
 };
 
 using core::ProviderVerdict;

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "app/ledger.hpp"
+#include "app/outcomes.hpp"
 #include "app/writer.hpp"
 #include "core/provider_answer.hpp"
 #include "provider/provider.hpp"
@@ -28,31 +29,16 @@ struct RetryPolicy {
   std::chrono::milliseconds max{30000};
 };
 
-// What one attempt to send a payment came to: the provider's reply and what it proves.
-struct ProviderAnswer {
-  core::ProviderJudgement judgement;
-  provider::ProviderReply reply;
-};
-
 // The answer a payment stands for as it is now, for an idempotent retry whose first request
 // ended without storing its answer: `submitting` as unknown, `rejected` as a rejection (its
 // provider status unknown here), anything else as accepted.
 ProviderAnswer answer_for_current_status(const Payment& p);
-
-struct PaymentResult {
-  Outcome<PaymentCreated> created;  // a Failure, or the recorded payment
-  ProviderAnswer provider;          // meaningless when created is a Failure or a replay
-};
 
 // Counters shared by every flow, for GET /metrics.
 struct ProviderStats {
   std::atomic<std::uint64_t> configuration_errors{0};
   std::atomic<std::uint64_t> resends{0};
 };
-
-// Renders the HTTP answer for a recorded payment and the provider's answer: (status, body).
-// Also what the payment's idempotency key replays.
-using CreateRenderer = std::function<Replay(const Payment&, const ProviderAnswer&)>;
 
 class PaymentFlow {
  public:

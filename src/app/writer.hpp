@@ -49,17 +49,13 @@
 #include <vector>
 
 #include "app/accounts_view.hpp"
+#include "app/errors.hpp"
 #include "app/ledger.hpp"
 #include "core/clock.hpp"
 #include "store/store.hpp"
 #include "util/rate_limited_log.hpp"
 
 namespace ps::app {
-
-// The queue is full: the caller should answer 503 with Retry-After.
-struct Overloaded : std::runtime_error {
-  Overloaded() : std::runtime_error("write queue full") {}
-};
 
 struct WriterOptions {
   std::size_t queue_capacity = 16384;

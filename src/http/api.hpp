@@ -1,11 +1,12 @@
 #pragma once
 // Routing and the endpoint handlers of SPEC section 3: HTTP in, use case call, HTTP out.
 // No ledger rule lives here; handlers validate, call app/, and map results to status codes.
+// router.cpp routes and maps what a handler throws to its answer; handlers_payments.cpp,
+// handlers_accounts.cpp, handlers_callbacks.cpp and handlers_health.cpp hold the handlers;
+// responses.hpp builds answers, metrics.hpp renders GET /metrics.
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/address.hpp>
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <boost/url/params_view.hpp>
 
 #include <memory>
@@ -13,33 +14,29 @@
 #include <string_view>
 
 #include "app/accounts_view.hpp"
-#include "app/ledger.hpp"
-#include "app/payments.hpp"
-#include "app/readers.hpp"
-#include "app/resender.hpp"
-#include "app/writer.hpp"
+#include "app/commands.hpp"
+#include "app/health.hpp"
+#include "app/outcomes.hpp"
+#include "app/queries.hpp"
 #include "http/allow_list.hpp"
 #include "http/metrics.hpp"
 #include "http/problem.hpp"
+#include "http/responses.hpp"
 #include "util/rate_limited_log.hpp"
 
 namespace ps::http {
 
-using Request = boost::beast::http::request<boost::beast::http::string_body>;
-using Response = boost::beast::http::response<boost::beast::http::string_body>;
-
 inline constexpr std::size_t kBodyLimitBytes = std::size_t{64} * 1024;
 
 // Shared by every I/O thread.
+// Handlers see app/ only through its use cases and plain values (commands, queries, health):
+// no store type reaches src/http (cmake/check_layers.cmake enforces it).
 struct ApiContext {
-  app::Writer& writer;
-  app::Ledger& ledger;
+  app::Commands& commands;
+  app::Queries& queries;
   app::AccountsView& accounts;
-  app::Readers& readers;
-  const core::Clock& clock;  // the service's time, as the writer uses it
+  const app::Health& health;
   Metrics& metrics;
-  const app::ProviderStats& provider_stats;
-  const app::Resender& resender;
   AllowList callback_allow_list;
   // 500 and 503 answers are logged with their cause, at most once per cause per second.
   util::RateLimitedLog failure_log{};
@@ -49,10 +46,9 @@ struct ApiContext {
 // 502 rejected, 202 unknown. Also what an idempotency key replays.
 app::Replay render_payment_created(const core::Payment& p, const app::ProviderAnswer& answer);
 
-Response problem_response(const Problem& p, unsigned version, bool keep_alive);
-
 class Api {
  public:
+  // `flow`: this I/O thread's PaymentFlow, which POST /payments runs on (app::Commands).
   Api(ApiContext& context, app::PaymentFlow& flow) : ctx_(context), flow_(flow) {}
 
   // Coroutine parameters are references (see PaymentFlow::create); the caller keeps them alive.

@@ -53,7 +53,7 @@ json::object account_json(const core::Account& a) {
   };
 }
 
-json::object callback_json(const store::CallbackRecord& c) {
+json::object callback_json(const app::CallbackView& c) {
   json::object o{
       {"received_at", format_time(c.received_at)},
       {"amount_cents", c.amount_cents},

@@ -11,10 +11,10 @@
 #include <variant>
 #include <vector>
 
-#include "app/ledger.hpp"
+#include "app/queries.hpp"
+#include "core/ledger.hpp"
 #include "core/types.hpp"
 #include "http/problem.hpp"
-#include "store/store.hpp"
 
 namespace ps::http {
 
@@ -23,7 +23,7 @@ std::string format_time(core::TimeMs t);
 
 boost::json::object payment_json(const core::Payment& p);
 boost::json::object account_json(const core::Account& a);
-boost::json::object callback_json(const store::CallbackRecord& c);
+boost::json::object callback_json(const app::CallbackView& c);
 
 // Parses a request body that must be a JSON object.
 std::variant<boost::json::object, Problem> parse_object(std::string_view body);

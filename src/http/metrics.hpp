@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "app/health.hpp"
+
 namespace ps::http {
 
 enum class Route : std::size_t {
@@ -42,5 +44,9 @@ struct Metrics {
 };
 
 const char* route_name(Route r);
+
+// GET /metrics in the Prometheus text format (version 0.0.4): the HTTP counters of `m` and the
+// counters of app/ (writer, provider flows, Resender).
+std::string render_metrics(const Metrics& m, const app::Counters& app);
 
 }  // namespace ps::http

@@ -307,7 +307,7 @@ TEST(HttpCodecRender, PaymentAndAccountJson) {
   EXPECT_EQ(k.at("settled_balance_cents").as_int64(), -5);
   EXPECT_FALSE(k.contains("negative_since"));
 
-  const auto c = callback_json(store::CallbackRecord{
+  const auto c = callback_json(app::CallbackView{
       .received_at = 0, .amount_cents = 5, .status = std::nullopt, .applied = false});
   EXPECT_TRUE(c.at("status").is_null());
   EXPECT_EQ(c.at("outcome"), "late");

@@ -1,0 +1,106 @@
+// GET /accounts (also prerendered), POST /accounts, GET /accounts/{id}, PATCH (or POST)
+// /accounts/recalculate.
+#include "http/api.hpp"
+
+#include <boost/beast/http/write.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <chrono>
+#include <sstream>
+#include <string>
+
+#include "core/delinquency.hpp"
+#include "http/codec.hpp"
+
+namespace ps::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace json = boost::json;
+using bhttp::status;
+
+namespace {
+
+constexpr std::int64_t kDefaultDelinquencyWindowSeconds = 10;
+
+}  // namespace
+
+const Api::AccountsRendering& Api::accounts_rendering() {
+  // Per I/O thread: no lock, no sharing. Replaced, never mutated, so a write still sending the
+  // previous version keeps its bytes alive through its own shared_ptr.
+  thread_local AccountsRendering cache;
+  const auto version = ctx_.accounts.version();
+  if (cache.owner != this || cache.version != version || !cache.wire) {
+    const auto snapshot = ctx_.accounts.snapshot();
+    json::array list;
+    list.reserve(snapshot->accounts.size());
+    for (const auto& [id, a] : snapshot->accounts) list.push_back(account_json(a));
+    cache.body = json::serialize(list);
+    std::ostringstream wire;
+    wire << make_response(status::ok, 11, true, cache.body, kJson);  // Beast's own serializer
+    cache.wire = std::make_shared<const std::string>(std::move(wire).str());
+    cache.version = snapshot->version;
+    cache.owner = this;
+  }
+  return cache;
+}
+
+std::shared_ptr<const std::string> Api::prerendered(const Request& req, bool draining) {
+  if (draining || req.method() != bhttp::verb::get || req.target() != "/accounts" ||
+      req.version() != 11 || !req.keep_alive()) {
+    return nullptr;
+  }
+  const auto started = std::chrono::steady_clock::now();
+  auto wire = accounts_rendering().wire;
+  ctx_.metrics.count(Route::accounts_list, 200, started);
+  return wire;
+}
+
+Response Api::list_accounts(const Request& req) {
+  return make_response(status::ok, req.version(), req.keep_alive(), accounts_rendering().body,
+                       kJson);
+}
+
+asio::awaitable<Response> Api::open_account(const Request& req) {
+  const auto account = co_await ctx_.commands.open_account();
+  co_return json_response(req, status::created, account_json(account));
+}
+
+Response Api::get_account(const Request& req, std::string_view id_text) {
+  const auto id = parse_id(id_text);
+  if (!id) return problem(req, validation_problem({{"account_id", "must be a positive integer"}}));
+  const auto account = ctx_.accounts.find(*id);
+  if (!account) return problem(req, not_found("no account with this account_id"));
+  return json_response(req, status::ok, account_json(*account));
+}
+
+asio::awaitable<Response> Api::recalculate(const Request& req, boost::urls::params_view query) {
+  constexpr std::string_view kField = "time_to_delinquency_seconds";
+  const std::string rule = "must be an integer from 0 to 315360000 (seconds)";
+  std::int64_t window = kDefaultDelinquencyWindowSeconds;
+  // The query parameter wins over the body (docs/decisions.md).
+  const auto params = query_params(query);
+  if (const auto it = params.find(kField); it != params.end()) {
+    const auto v = parse_bounded(it->second, core::kMaxDelinquencyWindowSeconds);
+    if (!v) co_return problem(req, validation_problem({{std::string(kField), rule}}));
+    window = *v;
+  } else if (!req.body().empty()) {
+    auto body = parse_object(req.body());
+    if (auto* p = std::get_if<Problem>(&body)) co_return problem(req, *p);
+    if (const auto* v = std::get<json::object>(body).if_contains(kField)) {
+      if (!v->is_int64() || v->get_int64() < 0 ||
+          v->get_int64() > core::kMaxDelinquencyWindowSeconds) {
+        co_return problem(req, validation_problem({{std::string(kField), rule}}));
+      }
+      window = v->get_int64();
+    }
+  }
+  const auto accounts = co_await ctx_.commands.recalculate(window);
+  json::array list;
+  for (const auto& a : accounts) list.push_back(account_json(a));
+  co_return json_response(req, status::ok, list);
+}
+
+}  // namespace ps::http

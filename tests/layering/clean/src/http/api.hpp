@@ -1,0 +1,2 @@
+#pragma once
+#include "app/queries.hpp"

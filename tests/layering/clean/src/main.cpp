@@ -1,0 +1,3 @@
+#include "app/ledger.hpp"
+#include "http/api.hpp"
+#include "store/store.hpp"

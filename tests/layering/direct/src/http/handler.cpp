@@ -1,0 +1,4 @@
+#include <string>
+
+#include "http/codec.hpp"
+#include "store/store.hpp"
