@@ -89,19 +89,22 @@ int run(const config::Config& cfg) {
   const core::SystemTimeSources time_sources;
   const core::ServiceClock clock(time_sources, store->latest_event_time().value_or(0),
                                  log_clock_step);
-  // One attempt to send a payment: connect and answer, plus the writes around it. A copy sent after a stale pooled connection leases the payment again first
-  // (Ledger::prepare_resend), so one lease covers one connect and one answer: 10 s by default,
-  // the time within which another instance takes over the sends of one that died (SPEC 8).
+  // One attempt to send a payment: connect and answer, plus the writes around it. A copy sent after
+  // a stale pooled connection leases the payment again first (Ledger::prepare_resend), so one lease
+  // covers one connect and one answer: 10 s by default, the time within which another instance
+  // takes over the sends of one that died (SPEC 8).
   const auto send_lease = cfg.provider_connect_timeout + cfg.provider_timeout + kSendMargin;
-  app::Ledger ledger(
-      app::LedgerSettings{
-          .time_to_settle_seconds = cfg.time_to_settle_seconds,
-          .settle_grace_seconds = cfg.settle_grace_seconds,
-          .send_lease_ms = send_lease.count(),
-          .idempotency_key_ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::hours(cfg.idempotency_key_ttl_hours))
-                                        .count(),
-      });
+  app::Ledger ledger(app::LedgerSettings{
+      .time_to_settle_seconds = cfg.time_to_settle_seconds,
+      .settle_grace_seconds = cfg.settle_grace_seconds,
+      .send_lease_ms = send_lease.count(),
+      .idempotency_key_ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::hours(cfg.idempotency_key_ttl_hours))
+                                    .count(),
+  });
+  // With a store other instances write too, GET /accounts reads the store on every request
+  // (read-your-writes across instances); the in-memory snapshot is only right for one writer.
+  const bool accounts_in_memory = !store->shared();
   app::AccountsView accounts;
   app::Writer writer(std::move(store), clock, accounts,
                      app::WriterOptions{.queue_capacity = cfg.write_queue_capacity,
@@ -134,7 +137,7 @@ int run(const config::Config& cfg) {
   app::Commands commands(writer, ledger, clock);
   app::Queries queries(readers);
   const app::Health health(writer, provider_stats, *resender);
-  http::ApiContext context{commands, queries, accounts,
+  http::ApiContext context{commands, queries, accounts_in_memory ? &accounts : nullptr,
                            health,   metrics, http::AllowList::parse(cfg.callback_allow_from)};
 
   asio::ssl::context tls(asio::ssl::context::tls_client);

@@ -58,6 +58,28 @@ asio::awaitable<std::optional<PaymentDetails>> Queries::find_payment(core::Movem
   co_return found;
 }
 
+asio::awaitable<std::vector<core::Account>> Queries::list_accounts() {
+  auto op = [](store::Store& s) { return s.list_accounts(); };
+  std::vector<core::Account> accounts;
+  try {
+    accounts = co_await readers_.run<std::vector<core::Account>>(std::move(op));
+  } catch (const store::StoreError& e) {
+    throw Unavailable(e.what());
+  }
+  co_return accounts;
+}
+
+asio::awaitable<std::optional<core::Account>> Queries::find_account(core::AccountId id) {
+  auto op = [id](store::Store& s) { return s.find_account(id); };
+  std::optional<core::Account> account;
+  try {
+    account = co_await readers_.run<std::optional<core::Account>>(std::move(op));
+  } catch (const store::StoreError& e) {
+    throw Unavailable(e.what());
+  }
+  co_return account;
+}
+
 asio::awaitable<void> Queries::ping() {
   auto op = [](store::Store& s) {
     s.ping();

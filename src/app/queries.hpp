@@ -1,7 +1,8 @@
 #pragma once
 // The reads that are not served from memory (GET /payments, GET /payments/{id}, the store half
-// of readiness), as app types. They run on the Readers' pool (app/readers.hpp), never on an I/O
-// thread. A store failure leaves here as Unavailable (app/errors.hpp); no store type does.
+// of readiness, and the accounts when the store is shared by several instances), as app types. They
+// run on the Readers' pool (app/readers.hpp), never on an I/O thread. A store failure leaves here
+// as Unavailable (app/errors.hpp); no store type does.
 
 #include <boost/asio/awaitable.hpp>
 
@@ -49,6 +50,11 @@ class Queries {
   boost::asio::awaitable<PaymentPage> list_payments(const PaymentQuery& query);
   // Empty when no payment has this id.
   boost::asio::awaitable<std::optional<PaymentDetails>> find_payment(core::MovementId id);
+  // Every account, by id: for a shared store (SPEC 8, read-your-writes across instances), where
+  // the in-memory AccountsView sees only this instance's commits.
+  boost::asio::awaitable<std::vector<core::Account>> list_accounts();
+  // Empty when no account has this id.
+  boost::asio::awaitable<std::optional<core::Account>> find_account(core::AccountId id);
   // Proves the store answers reads; throws Unavailable (or what opening a connection threw)
   // when it does not.
   boost::asio::awaitable<void> ping();

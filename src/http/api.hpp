@@ -34,7 +34,9 @@ inline constexpr std::size_t kBodyLimitBytes = std::size_t{64} * 1024;
 struct ApiContext {
   app::Commands& commands;
   app::Queries& queries;
-  app::AccountsView& accounts;
+  // The committed accounts in memory, the fast path of GET /accounts; nullptr when the store is
+  // shared by several instances (PostgreSQL), whose accounts are read from it on every request.
+  app::AccountsView* accounts;
   const app::Health& health;
   Metrics& metrics;
   AllowList callback_allow_list;
@@ -78,9 +80,9 @@ class Api {
   boost::asio::awaitable<Response> list_payments(const Request& req,
                                                  boost::urls::params_view query);
   boost::asio::awaitable<Response> get_payment(const Request& req, std::string_view id);
-  Response list_accounts(const Request& req);
+  boost::asio::awaitable<Response> list_accounts(const Request& req);
   boost::asio::awaitable<Response> open_account(const Request& req);
-  Response get_account(const Request& req, std::string_view id);
+  boost::asio::awaitable<Response> get_account(const Request& req, std::string_view id);
   boost::asio::awaitable<Response> recalculate(const Request& req, boost::urls::params_view query);
   boost::asio::awaitable<Response> callback(const Request& req,
                                             const boost::asio::ip::address& peer);

@@ -31,9 +31,9 @@ const Api::AccountsRendering& Api::accounts_rendering() {
   // Per I/O thread: no lock, no sharing. Replaced, never mutated, so a write still sending the
   // previous version keeps its bytes alive through its own shared_ptr.
   thread_local AccountsRendering cache;
-  const auto version = ctx_.accounts.version();
+  const auto version = ctx_.accounts->version();
   if (cache.owner != this || cache.version != version || !cache.wire) {
-    const auto snapshot = ctx_.accounts.snapshot();
+    const auto snapshot = ctx_.accounts->snapshot();
     json::array list;
     list.reserve(snapshot->accounts.size());
     for (const auto& [id, a] : snapshot->accounts) list.push_back(account_json(a));
@@ -48,8 +48,8 @@ const Api::AccountsRendering& Api::accounts_rendering() {
 }
 
 std::shared_ptr<const std::string> Api::prerendered(const Request& req, bool draining) {
-  if (draining || req.method() != bhttp::verb::get || req.target() != "/accounts" ||
-      req.version() != 11 || !req.keep_alive()) {
+  if (ctx_.accounts == nullptr || draining || req.method() != bhttp::verb::get ||
+      req.target() != "/accounts" || req.version() != 11 || !req.keep_alive()) {
     return nullptr;
   }
   const auto started = std::chrono::steady_clock::now();
@@ -58,9 +58,17 @@ std::shared_ptr<const std::string> Api::prerendered(const Request& req, bool dra
   return wire;
 }
 
-Response Api::list_accounts(const Request& req) {
-  return make_response(status::ok, req.version(), req.keep_alive(), accounts_rendering().body,
-                       kJson);
+asio::awaitable<Response> Api::list_accounts(const Request& req) {
+  if (ctx_.accounts != nullptr) {
+    co_return make_response(status::ok, req.version(), req.keep_alive(), accounts_rendering().body,
+                            kJson);
+  }
+  const auto accounts = co_await ctx_.queries.list_accounts();
+  json::array list;
+  list.reserve(accounts.size());
+  for (const auto& a : accounts) list.push_back(account_json(a));
+  co_return make_response(status::ok, req.version(), req.keep_alive(), json::serialize(list),
+                          kJson);
 }
 
 asio::awaitable<Response> Api::open_account(const Request& req) {
@@ -68,12 +76,19 @@ asio::awaitable<Response> Api::open_account(const Request& req) {
   co_return json_response(req, status::created, account_json(account));
 }
 
-Response Api::get_account(const Request& req, std::string_view id_text) {
+asio::awaitable<Response> Api::get_account(const Request& req, std::string_view id_text) {
   const auto id = parse_id(id_text);
-  if (!id) return problem(req, validation_problem({{"account_id", "must be a positive integer"}}));
-  const auto account = ctx_.accounts.find(*id);
-  if (!account) return problem(req, not_found("no account with this account_id"));
-  return json_response(req, status::ok, account_json(*account));
+  if (!id) {
+    co_return problem(req, validation_problem({{"account_id", "must be a positive integer"}}));
+  }
+  std::optional<core::Account> account;
+  if (ctx_.accounts != nullptr) {
+    account = ctx_.accounts->find(*id);
+  } else {
+    account = co_await ctx_.queries.find_account(*id);
+  }
+  if (!account) co_return problem(req, not_found("no account with this account_id"));
+  co_return json_response(req, status::ok, account_json(*account));
 }
 
 asio::awaitable<Response> Api::recalculate(const Request& req, boost::urls::params_view query) {

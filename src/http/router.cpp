@@ -128,7 +128,7 @@ asio::awaitable<Response> Api::route(const Request& req, const asio::ip::address
   if (seg.size() == 1 && seg[0] == "accounts") {
     if (method == verb::get) {
       route = Route::accounts_list;
-      co_return list_accounts(req);
+      co_return co_await list_accounts(req);
     }
     if (method == verb::post) {
       route = Route::accounts_create;
@@ -143,7 +143,7 @@ asio::awaitable<Response> Api::route(const Request& req, const asio::ip::address
   }
   if (seg.size() == 2 && seg[0] == "accounts") {
     route = Route::account_get;
-    if (method == verb::get) co_return get_account(req, seg[1]);
+    if (method == verb::get) co_return co_await get_account(req, seg[1]);
     co_return not_allowed("GET");
   }
   if (seg.size() == 1 && seg[0] == "money_movement_request_callback") {
