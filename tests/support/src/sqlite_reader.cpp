@@ -1,8 +1,9 @@
 #include "test_support/sqlite_reader.hpp"
 
+#include "test_support/database_reader.hpp"
+
 #include <sqlite3.h>
 
-#include <sstream>
 #include <stdexcept>
 
 namespace test_support {
@@ -188,122 +189,7 @@ std::int64_t SqliteReader::scalar_int(std::string_view sql,
 }
 
 std::vector<std::string> check_ledger_invariants(const std::filesystem::path& db_path) {
-  std::vector<std::string> violations;
-  try {
-    const SqliteReader db(db_path);
-    // One read transaction: every check sees the same committed snapshot even while the
-    // service keeps writing.
-    db.exec("BEGIN");
-    struct Commit {
-      const SqliteReader& db;
-      ~Commit() {
-        try {
-          db.exec("COMMIT");
-        } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch)
-        }
-      }
-    } commit{db};
-
-    // 1 and 2: stored balances against the sums over payments.
-    for (const auto& row : db.query(R"SQL(
-        SELECT a.account_id, a.balance, a.settled_balance,
-          (SELECT COALESCE(SUM(p.amount_cents), 0) FROM payments p
-             WHERE p.account_id = a.account_id AND p.status <> 'rejected') AS expected_balance,
-          (SELECT COALESCE(SUM(p.amount_cents), 0) FROM payments p
-             WHERE p.account_id = a.account_id AND p.status = 'posted') AS expected_settled
-        FROM accounts a ORDER BY a.account_id)SQL")) {
-      const auto account = row.integer("account_id");
-      if (row.integer("balance") != row.integer("expected_balance")) {
-        std::ostringstream out;
-        out << "invariant 1: account " << account << " balance " << row.integer("balance")
-            << " != sum of non-rejected payments " << row.integer("expected_balance");
-        violations.push_back(out.str());
-      }
-      if (row.integer("settled_balance") != row.integer("expected_settled")) {
-        std::ostringstream out;
-        out << "invariant 2: account " << account << " settled_balance "
-            << row.integer("settled_balance") << " != sum of posted payments "
-            << row.integer("expected_settled");
-        violations.push_back(out.str());
-      }
-    }
-    for (const auto& row : db.query(R"SQL(
-        SELECT money_movement_id, account_id FROM payments
-        WHERE account_id NOT IN (SELECT account_id FROM accounts))SQL")) {
-      std::ostringstream out;
-      out << "invariants 1/2: payment " << row.integer(0) << " belongs to missing account "
-          << row.integer(1);
-      violations.push_back(out.str());
-    }
-
-    // 3: each payment equals its newest event that changed it.
-    for (const auto& row : db.query(R"SQL(
-        SELECT p.money_movement_id, p.amount_cents, p.status,
-               e.event_id, e.kind, e.amount_cents AS event_amount, e.status AS event_status
-        FROM payments p
-        LEFT JOIN events e ON e.event_id = (
-          SELECT MAX(x.event_id) FROM events x
-          WHERE x.money_movement_id = p.money_movement_id AND x.kind <> 'callback_late')
-        ORDER BY p.money_movement_id)SQL")) {
-      const auto id = row.integer("money_movement_id");
-      if (row.is_null(row.index_of("event_id"))) {
-        violations.push_back("invariant 3: payment " + std::to_string(id) + " has no event");
-        continue;
-      }
-      const auto& event_amount = row.values.at(row.index_of("event_amount"));
-      const auto& event_status = row.values.at(row.index_of("event_status"));
-      if (event_amount != row.values.at(row.index_of("amount_cents")) ||
-          event_status != row.values.at(row.index_of("status"))) {
-        std::ostringstream out;
-        out << "invariant 3: payment " << id << " is (" << row.integer("amount_cents") << ", "
-            << row.text("status") << ") but its newest event " << row.integer("event_id") << " ("
-            << row.text("kind") << ") says (" << describe(event_amount) << ", "
-            << describe(event_status) << ")";
-        violations.push_back(out.str());
-      }
-    }
-
-    // 4: each account equals the balances recorded by its newest event.
-    for (const auto& row : db.query(R"SQL(
-        SELECT a.account_id, a.balance, a.settled_balance,
-               e.event_id, e.kind, e.balance_after, e.settled_balance_after
-        FROM accounts a
-        LEFT JOIN events e ON e.event_id = (
-          SELECT MAX(x.event_id) FROM events x WHERE x.account_id = a.account_id)
-        ORDER BY a.account_id)SQL")) {
-      const auto account = row.integer("account_id");
-      if (row.is_null(row.index_of("event_id"))) {
-        violations.push_back("invariant 4: account " + std::to_string(account) + " has no event");
-        continue;
-      }
-      if (row.integer("balance") != row.integer("balance_after") ||
-          row.integer("settled_balance") != row.integer("settled_balance_after")) {
-        std::ostringstream out;
-        out << "invariant 4: account " << account << " has balance " << row.integer("balance")
-            << "/settled " << row.integer("settled_balance") << " but its newest event "
-            << row.integer("event_id") << " (" << row.text("kind") << ") says "
-            << row.integer("balance_after") << "/" << row.integer("settled_balance_after");
-        violations.push_back(out.str());
-      }
-    }
-
-    // negative_since (docs/decisions.md, storage schema): the start of the current negative
-    // settled run, so it is set exactly while settled_balance < 0.
-    for (const auto& row : db.query(R"SQL(
-        SELECT account_id, settled_balance, negative_since FROM accounts
-        WHERE (settled_balance < 0) <> (negative_since IS NOT NULL)
-        ORDER BY account_id)SQL")) {
-      std::ostringstream out;
-      out << "negative_since: account " << row.integer("account_id") << " has settled_balance "
-          << row.integer("settled_balance") << " but negative_since "
-          << describe(row.values.at(row.index_of("negative_since")))
-          << " (must be set exactly while settled_balance < 0)";
-      violations.push_back(out.str());
-    }
-  } catch (const std::exception& error) {
-    violations.push_back(std::string("cannot check invariants: ") + error.what());
-  }
-  return violations;
+  return check_ledger_invariants_at("sqlite:" + strip_url(db_path).string());
 }
 
 }  // namespace test_support
