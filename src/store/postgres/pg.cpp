@@ -12,9 +12,15 @@ namespace ps::store::postgres {
 
 namespace {
 
+// libpq's messages span lines (and indent with tabs): one line for the log.
 std::string trimmed(const char* message) {
-  std::string out = message == nullptr ? "" : message;
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  std::string out;
+  for (const char* c = message == nullptr ? "" : message; *c != '\0'; ++c) {
+    const bool space = *c == '\n' || *c == '\t' || *c == ' ';
+    if (space && (out.empty() || out.back() == ' ')) continue;
+    out += space ? ' ' : *c;
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
   return out;
 }
 
