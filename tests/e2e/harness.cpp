@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <iostream>
@@ -14,7 +15,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
-#include "test_support/sqlite_reader.hpp"
+#include "test_support/db_reader.hpp"
 
 namespace e2e {
 
@@ -67,6 +68,11 @@ std::int64_t Truth::counter(std::string_view name) const {
 // ---------------------------------------------------------------------------------------------
 
 void EndToEndTest::SetUp() {
+  if (const char* store = std::getenv("PS_TEST_STORE");
+      store != nullptr && std::string_view(store) == "postgres") {
+    PS_NEED_POSTGRES();
+    database_ = std::make_unique<test_support::TestDatabase>();
+  }
   service_port_ = test_support::free_port();
   sim_port_ = fresh_port();
 }
@@ -154,7 +160,7 @@ std::vector<std::string> EndToEndTest::service_args() const {
                                    "--bind",
                                    "127.0.0.1",
                                    "--database-url",
-                                   "sqlite:" + db_path().string(),
+                                   database_url(),
                                    "--provider-url",
                                    "http://127.0.0.1:" + std::to_string(sim_port_),
                                    "--time-to-settle-seconds",
@@ -183,11 +189,19 @@ void EndToEndTest::start_service(const std::vector<std::string>& extra) {
                 << "); retrying on a fresh port\n";
       // The simulator calls back on the service's port: it restarts with the new one.
       service_port_ = fresh_port();
-      for (const char* suffix : {"", "-wal", "-shm"}) {
-        std::filesystem::remove(db_path().string() + suffix);
-      }
+      wipe_database();
       start_sim(sim_extra_);
     }
+  }
+}
+
+void EndToEndTest::wipe_database() {
+  if (database_) {
+    test_support::postgres_exec(database_url(), "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+    return;
+  }
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::filesystem::remove(db_path().string() + suffix);
   }
 }
 
@@ -472,7 +486,7 @@ void EndToEndTest::expect_service_matches_truth(const Truth& truth) {
 }
 
 void EndToEndTest::expect_ledger_invariants() {
-  const auto violations = test_support::check_ledger_invariants(db_path());
+  const auto violations = test_support::check_ledger_invariants(database_url());
   std::string text;
   for (std::size_t i = 0; i < violations.size() && i < 20; ++i) {
     text += "  " + violations[i] + "\n";

@@ -21,6 +21,7 @@
 
 #include "test_support/http_client.hpp"
 #include "test_support/json_fields.hpp"
+#include "test_support/postgres.hpp"
 #include "test_support/service_process.hpp"
 #include "test_support/temp_dir.hpp"
 #include "test_support/timestamps.hpp"
@@ -117,6 +118,11 @@ class EndToEndTest : public ::testing::Test {
   void expect_ledger_invariants();
 
   [[nodiscard]] std::filesystem::path db_path() const { return dir_ / "service.db"; }
+  // The service's DATABASE_URL: the SQLite file, or with PS_TEST_STORE=postgres a fresh
+  // database on the test cluster (the suite is registered a second time for it, "e2e.pg.").
+  [[nodiscard]] std::string database_url() const {
+    return database_ ? database_->url() : "sqlite:" + db_path().string();
+  }
   [[nodiscard]] std::uint16_t service_port() const { return service_port_; }
 
  private:
@@ -124,7 +130,10 @@ class EndToEndTest : public ::testing::Test {
   std::vector<std::string> service_args() const;
   std::uint16_t fresh_port() const;
 
+  void wipe_database();
+
   test_support::TempDir dir_{"payment_e2e"};
+  std::unique_ptr<test_support::TestDatabase> database_;
   std::uint16_t service_port_ = 0;
   std::uint16_t sim_port_ = 0;
   std::vector<std::string> sim_extra_;

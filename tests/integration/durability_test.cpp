@@ -108,8 +108,12 @@ TEST_F(DurabilityTest, SigtermDrainsInFlightRequest) {
 TEST_F(DurabilityTest, IdsStayUniqueAcrossAWipedDatabase) {
   const auto before = create_payment_id(10);
   stop_service();
-  for (const char* suffix : {"", "-wal", "-shm"}) {
-    std::filesystem::remove(db_path().string() + suffix);
+  if (on_postgres()) {
+    test_support::postgres_exec(database_url(), "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+  } else {
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      std::filesystem::remove(db_path().string() + suffix);
+    }
   }
   start_service();
   EXPECT_EQ(balances(1), std::make_pair(std::int64_t{0}, std::int64_t{0})) << "database not wiped";

@@ -331,6 +331,7 @@ class FailureLogTest : public ServiceTest {
 };
 
 TEST_F(FailureLogTest, FailedAnswersAreLoggedWithRouteAndCauseAndRateLimited) {
+  SQLITE_FILE_TEST();  // the failure comes from an exclusive lock on the file
   HttpResponse blocked;
   HttpResponse queued;
   std::thread first;

@@ -81,9 +81,9 @@ TEST_F(PaymentsTest, CreateReturns201PendingWithFullRepresentation) {
   EXPECT_EQ(int_field(account, "settled_balance"), 0);
 
   // Durable in the store as pending.
-  const test_support::SqliteReader db(db_path());
+  const auto db = test_support::open_reader(database_url());
   const auto rows =
-      db.query("SELECT status, amount_cents FROM payments WHERE money_movement_id=?", {id});
+      db->query("SELECT status, amount_cents FROM payments WHERE money_movement_id=?", {id});
   ASSERT_EQ(rows.size(), 1U);
   EXPECT_EQ(rows[0].text("status"), "pending");
   EXPECT_EQ(rows[0].integer("amount_cents"), -2500);

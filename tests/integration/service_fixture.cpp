@@ -191,14 +191,23 @@ std::vector<std::string> allowed_methods(const HttpResponse& response) {
 
 // ---------------------------------------------------------------------------------------------
 
+bool on_postgres() {
+  const char* store = std::getenv("PS_TEST_STORE");
+  return store != nullptr && std::string_view(store) == "postgres";
+}
+
 void ServiceTest::SetUp() {
+  if (on_postgres()) {
+    PS_NEED_POSTGRES();
+    database_ = std::make_unique<test_support::TestDatabase>();
+  }
   config_ = config();
   provider_ = std::make_unique<FakeProvider>();
   start_service();
 }
 
 void ServiceTest::TearDown() {
-  if (!skip_invariant_check_ && std::filesystem::exists(db_path())) {
+  if (!skip_invariant_check_ && (database_ || std::filesystem::exists(db_path()))) {
     const auto violations = invariant_violations();
     EXPECT_TRUE(violations.empty()) << "ledger invariants violated:\n"
                                     << [&] {
@@ -231,7 +240,7 @@ std::vector<std::string> ServiceTest::service_args() const {
       "--bind",
       "127.0.0.1",
       "--database-url",
-      "sqlite:" + db_path().string(),
+      database_url(),
       "--provider-url",
       config_.provider_url.value_or(provider_->url()),
       "--provider-retry-initial-ms",
@@ -376,16 +385,17 @@ std::pair<std::int64_t, std::int64_t> ServiceTest::balances(std::int64_t account
 }
 
 std::int64_t ServiceTest::db_count(std::string_view table_and_where) {
-  const test_support::SqliteReader db(db_path());
-  return db.scalar_int("SELECT COUNT(*) FROM " + std::string(table_and_where));
+  return test_support::open_reader(database_url())
+      ->scalar_int("SELECT COUNT(*) FROM " + std::string(table_and_where));
 }
 
 std::string ServiceTest::state_fingerprint() {
   std::ostringstream out;
   const auto accounts = client().get("/accounts");
   out << "GET /accounts -> " << accounts.status << " " << accounts.body << "\n";
-  const test_support::SqliteReader db(db_path());
-  db.exec("BEGIN");
+  const auto reader = test_support::open_reader(database_url());
+  const auto& db = *reader;
+  db.begin_snapshot();
   for (const auto& row : db.query(
            "SELECT money_movement_id, account_id, amount_cents, original_amount_cents, "
            "merchant_name, status, updated_at, last_sent_at, settle_deadline, callbacks_applied "
@@ -409,7 +419,7 @@ std::string ServiceTest::state_fingerprint() {
   out << "events=" << db.scalar_int("SELECT COUNT(*) FROM events") << "\n";
   out << "idempotency_keys=" << db.scalar_int("SELECT COUNT(*) FROM idempotency_keys") << "\n";
   out << "accounts=" << db.scalar_int("SELECT COUNT(*) FROM accounts") << "\n";
-  db.exec("COMMIT");
+  db.end_snapshot();
   return out.str();
 }
 

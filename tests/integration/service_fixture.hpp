@@ -17,6 +17,7 @@
 #include "test_support/fake_provider.hpp"
 #include "test_support/http_client.hpp"
 #include "test_support/json_fields.hpp"
+#include "test_support/postgres.hpp"
 #include "test_support/service_process.hpp"
 #include "test_support/sqlite_reader.hpp"
 #include "test_support/temp_dir.hpp"
@@ -77,6 +78,18 @@ bool eventually(const std::function<bool()>& condition,
 // Methods listed in an Allow header, upper-case.
 std::vector<std::string> allowed_methods(const HttpResponse& response);
 
+// PS_TEST_STORE=postgres: the service runs on a fresh PostgreSQL database of the test cluster
+// (tests/integration/CMakeLists.txt registers the whole suite a second time, prefixed "pg.");
+// otherwise on a SQLite file.
+bool on_postgres();
+
+// First statement of a test about the SQLite file itself (its WAL, the disk under it): such a
+// test has no PostgreSQL counterpart and is skipped there, saying so.
+#define SQLITE_FILE_TEST()                                                          \
+  do {                                                                              \
+    if (::integration::on_postgres()) GTEST_SKIP() << "about the SQLite file itself"; \
+  } while (false)
+
 class ServiceTest : public ::testing::Test {
  protected:
   void SetUp() override;
@@ -100,6 +113,10 @@ class ServiceTest : public ::testing::Test {
   HttpClient& client() { return *client_; }
   FakeProvider& provider() { return *provider_; }
   [[nodiscard]] std::filesystem::path db_path() const { return dir_ / "db.sqlite"; }
+  // What the service's DATABASE_URL is: the SQLite file, or the test's PostgreSQL database.
+  [[nodiscard]] std::string database_url() const {
+    return database_ ? database_->url() : "sqlite:" + db_path().string();
+  }
   [[nodiscard]] std::uint16_t port() const { return port_; }
   [[nodiscard]] test_support::ServiceProcess& service() { return *service_; }
   [[nodiscard]] std::unique_ptr<HttpClient> new_client() const {
@@ -132,7 +149,7 @@ class ServiceTest : public ::testing::Test {
   // ---- database ----
   std::int64_t db_count(std::string_view table_and_where);
   [[nodiscard]] std::vector<std::string> invariant_violations() const {
-    return test_support::check_ledger_invariants(db_path());
+    return test_support::check_ledger_invariants(database_url());
   }
   // A printable fingerprint of all externally visible state (accounts over HTTP, every payment
   // row, event and idempotency-key counts): equal before and after a refused request.
@@ -146,6 +163,7 @@ class ServiceTest : public ::testing::Test {
   void start_service_once();
 
   test_support::TempDir dir_;
+  std::unique_ptr<test_support::TestDatabase> database_;  // PS_TEST_STORE=postgres only
   std::unique_ptr<FakeProvider> provider_;
   std::unique_ptr<test_support::ServiceProcess> service_;
   std::unique_ptr<HttpClient> client_;

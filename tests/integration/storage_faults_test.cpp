@@ -47,7 +47,13 @@ std::vector<fs::path> rescued_copies(const fs::path& db) {
   return found;
 }
 
-class StorageFaultsTest : public ServiceTest {};
+class StorageFaultsTest : public ServiceTest {
+ protected:
+  void SetUp() override {
+    SQLITE_FILE_TEST();
+    ServiceTest::SetUp();
+  }
+};
 
 // Defect 10 (a): `rm` of the database and its WAL under the running service. Before the fix,
 // 50 of 50 payments answered 201 went into the unlinked file and were gone after a restart.
@@ -163,6 +169,10 @@ void corrupt_first_leaf(const fs::path& db, const std::string& table) {
 
 class CorruptDatabaseTest : public ServiceTest {
  protected:
+  void SetUp() override {
+    SQLITE_FILE_TEST();
+    ServiceTest::SetUp();
+  }
   // Payments and their events spread over several pages; returns their ids, oldest first.
   std::vector<std::int64_t> fill_and_corrupt() {
     std::vector<std::int64_t> ids;
@@ -231,6 +241,10 @@ TEST_F(CorruptDatabaseTest, WithTheCheckOffTheFirstWriteOnTheDamageMakesTheServi
 // ENOSPC while a flag file exists), then space comes back.
 class DiskFullTest : public ServiceTest {
  protected:
+  void SetUp() override {
+    SQLITE_FILE_TEST();
+    ServiceTest::SetUp();
+  }
   fs::path flag() const { return db_path().parent_path() / "disk-full"; }
   ServiceConfig config() const override {
     auto env = preload_environment(DISK_FULL_SHIM);
@@ -302,6 +316,10 @@ TEST_F(DiskFullTest, WritesAnswer503ReadinessFailsTheLogStaysQuietAndSpaceHealsI
 // filled by the WAL alone (at the default, 16,384 pages, it grows to 64 MiB).
 class SmallWalTest : public ServiceTest {
  protected:
+  void SetUp() override {
+    SQLITE_FILE_TEST();
+    ServiceTest::SetUp();
+  }
   static constexpr std::int64_t kPages = 64;
   ServiceConfig config() const override {
     return {{}, {{"DATABASE_WAL_CHECKPOINT_PAGES", std::to_string(kPages)}}, {}};

@@ -15,8 +15,8 @@
 #include <variant>
 
 #include "store/store.hpp"
-#include "test_support/database_reader.hpp"
-#include "test_support/pg_scratch.hpp"
+#include "test_support/db_reader.hpp"
+#include "test_support/postgres.hpp"
 #include "test_support/temp_dir.hpp"
 
 namespace ps::app {
@@ -70,10 +70,7 @@ class AppLedger : public ::testing::TestWithParam<Backend> {
 
   void SetUp() override {
     if (GetParam() == Backend::postgres) {
-      if (!test_support::postgres_admin_url()) {
-        if (test_support::postgres_required()) FAIL() << "PS_TEST_POSTGRES_URL is not set";
-        GTEST_SKIP() << "PS_TEST_POSTGRES_URL is not set";
-      }
+      PS_NEED_POSTGRES();
       scratch_.emplace();
       url_ = scratch_->url();
     } else {
@@ -90,7 +87,7 @@ class AppLedger : public ::testing::TestWithParam<Backend> {
 
   void TearDown() override {
     if (!store_ || !check_invariants_) return;
-    const auto violations = test_support::check_ledger_invariants_at(url_);
+    const auto violations = test_support::check_ledger_invariants(url_);
     for (const auto& v : violations) ADD_FAILURE() << "ledger invariant violated: " << v;
   }
 
@@ -145,7 +142,7 @@ class AppLedger : public ::testing::TestWithParam<Backend> {
     return *p;
   }
   std::int64_t count(const std::string& sql) {
-    return test_support::DatabaseReader(url_).scalar_int(sql);
+    return test_support::open_reader(url_)->scalar_int(sql);
   }
   std::int64_t events(const std::string& kind) {
     return count("SELECT COUNT(*) FROM events WHERE kind = '" + kind + "'");
@@ -157,7 +154,7 @@ class AppLedger : public ::testing::TestWithParam<Backend> {
   }
 
   test_support::TempDir dir_{"ps_unit"};
-  std::optional<test_support::ScratchDatabase> scratch_;  // PostgreSQL: this test's database
+  std::optional<test_support::TestDatabase> scratch_;  // PostgreSQL: this test's database
   std::string url_;
   std::unique_ptr<store::Store> store_;
   Ledger ledger_{LedgerSettings{.time_to_settle_seconds = 10, .settle_grace_seconds = 2}};
@@ -241,7 +238,7 @@ TEST_P(AppLedger, IdempotencyKeyInUseReusedAndReplayed) {
 
   const Payment accepted = ok(verdict(first.money_movement_id, ProviderVerdict::accepted, kT0 + 3));
   EXPECT_EQ(accepted.status, "pending");
-  const auto rows = test_support::DatabaseReader(url_).query(
+  const auto rows = test_support::open_reader(url_)->query(
       "SELECT response_status, response_body FROM idempotency_keys WHERE key = 'k'");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].integer(0), 201);
@@ -403,7 +400,7 @@ TEST_P(AppLedger, RejectedVerdictWhileSubmittingRemovesThePayment) {
   EXPECT_EQ(account().balance, 40);
   ASSERT_EQ(last_touched_.size(), 1u);
   EXPECT_EQ(last_touched_.front().balance, 40);
-  const auto rows = test_support::DatabaseReader(url_).query(
+  const auto rows = test_support::open_reader(url_)->query(
       "SELECT status, detail, balance_after FROM events WHERE kind = 'provider_rejected'");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].text(0), "rejected");
@@ -444,7 +441,7 @@ TEST_P(AppLedger, PrepareResendMovesTheDeadlineWhileSubmitting) {
   EXPECT_EQ(resent->last_sent_at, kT0 + 3000);
   EXPECT_EQ(resent->settle_deadline, kT0 + 3000 + kWindowMs);
   EXPECT_EQ(payment(p.money_movement_id), *resent);
-  const auto rows = test_support::DatabaseReader(url_).query(
+  const auto rows = test_support::open_reader(url_)->query(
       "SELECT settle_deadline FROM events WHERE kind = 'payment_resent'");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].integer(0), kT0 + 3000 + kWindowMs);
@@ -503,7 +500,7 @@ TEST_P(AppLedger, CallbackSequenceThroughTheStore) {
     EXPECT_EQ(account().settled_balance, s.settled);
     ASSERT_EQ(last_touched_.size(), 1u);
     EXPECT_EQ(last_touched_.front(), account());
-    EXPECT_TRUE(test_support::check_ledger_invariants_at(url_).empty()) << "after " << s.status;
+    EXPECT_TRUE(test_support::check_ledger_invariants(url_).empty()) << "after " << s.status;
   }
   const auto history = store_->callback_history(p.money_movement_id);
   ASSERT_EQ(history.size(), 7u);
@@ -535,7 +532,7 @@ TEST_P(AppLedger, CallbackAtTheDeadlineAppliesLaterIsRecordedAndChangesNothing) 
   EXPECT_EQ(payment(p.money_movement_id), at_deadline);
   EXPECT_EQ(account(), before);
 
-  const auto late = test_support::DatabaseReader(url_).query(
+  const auto late = test_support::open_reader(url_)->query(
       "SELECT at, amount_cents, status, balance_after, settled_balance_after FROM events "
       "WHERE kind = 'callback_late'");
   ASSERT_EQ(late.size(), 1u);
@@ -600,7 +597,7 @@ TEST_P(AppLedger, InvariantCheckFlagsNegativeSinceOutOfStepWithTheSettledBalance
   check_invariants_ = false;  // the violations below are planted
   const Payment p = create_ok(-100, kT0);
   ok(callback(p.money_movement_id, -100, "posted", kT0 + 1000));
-  ASSERT_TRUE(test_support::check_ledger_invariants_at(url_).empty());
+  ASSERT_TRUE(test_support::check_ledger_invariants(url_).empty());
   const auto plant = [&](Account a) {
     tx([&] {
       store_->update_account(a);
@@ -612,18 +609,18 @@ TEST_P(AppLedger, InvariantCheckFlagsNegativeSinceOutOfStepWithTheSettledBalance
   Account planted = account();
   planted.negative_since.reset();
   plant(planted);
-  auto violations = test_support::check_ledger_invariants_at(url_);
+  auto violations = test_support::check_ledger_invariants(url_);
   ASSERT_EQ(violations.size(), 1u);
   EXPECT_EQ(violations[0].rfind("negative_since: account 1 has settled_balance -100", 0), 0u)
       << violations[0];
 
   // negative_since on an account whose settled balance is back to 0.
   ok(callback(p.money_movement_id, 0, "posted", kT0 + 2000));
-  ASSERT_TRUE(test_support::check_ledger_invariants_at(url_).empty());
+  ASSERT_TRUE(test_support::check_ledger_invariants(url_).empty());
   planted = account();
   planted.negative_since = kT0 + 1000;
   plant(planted);
-  violations = test_support::check_ledger_invariants_at(url_);
+  violations = test_support::check_ledger_invariants(url_);
   ASSERT_EQ(violations.size(), 1u);
   EXPECT_EQ(violations[0].rfind("negative_since: account 1 has settled_balance 0", 0), 0u)
       << violations[0];
@@ -657,7 +654,7 @@ TEST_P(AppLedger, RecalculateMarksDelinquentAndCurrentWithEvents) {
   EXPECT_EQ(account(1).status, core::AccountStatus::delinquent);
   ASSERT_EQ(last_touched_.size(), 1u);
   EXPECT_EQ(last_touched_.front().account_id, 1);
-  auto rows = test_support::DatabaseReader(url_).query(
+  auto rows = test_support::open_reader(url_)->query(
       "SELECT account_id, status, balance_after, settled_balance_after FROM events "
       "WHERE kind = 'account_status' ORDER BY event_id");
   ASSERT_EQ(rows.size(), 1u);
@@ -674,7 +671,7 @@ TEST_P(AppLedger, RecalculateMarksDelinquentAndCurrentWithEvents) {
   EXPECT_FALSE(account().negative_since.has_value());
   accounts = recalc(10, kT0 + 11'900);
   EXPECT_EQ(accounts[0].status, core::AccountStatus::current);
-  rows = test_support::DatabaseReader(url_).query(
+  rows = test_support::open_reader(url_)->query(
       "SELECT status FROM events WHERE kind = 'account_status' ORDER BY event_id");
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[1].text(0), "current");

@@ -298,6 +298,95 @@ TEST_F(AppWriter, AStoreFaultMakesTheWriterUnreadyUntilAWriteSucceeds) {
   EXPECT_EQ(scalar("SELECT COUNT(*) FROM payments"), 1);
 }
 
+// A shared database (issue 9): a batch that lost a race with another instance (serialization
+// failure, deadlock) committed nothing and runs again, whole, until it commits.
+TEST_F(AppWriter, ABatchThatMeetsAConflictRunsAgainAndCommitsOnce) {
+  auto w = make_writer({});
+  int conflicts_left = 3;
+  int ran = 0;
+  Results results;
+  ASSERT_TRUE(w->try_enqueue(
+      [&](store::Store& s, TimeMs now, Touched& t) {
+        ++ran;
+        create_payment(7)(s, now, t);
+        if (conflicts_left-- > 0) {
+          throw store::StoreError("deadlock detected", store::StoreFault::conflict);
+        }
+      },
+      results.slot(0)));
+  ASSERT_TRUE(w->try_enqueue(create_payment(8), results.slot(1)));
+  w->start();
+  w->stop();
+  EXPECT_EQ(results.at(0), "ok");
+  EXPECT_EQ(results.at(1), "ok");
+  EXPECT_EQ(ran, 4);
+  EXPECT_EQ(scalar("SELECT COUNT(*) FROM payments"), 2);
+  EXPECT_EQ(scalar("SELECT balance FROM accounts WHERE account_id = 1"), 15);
+  EXPECT_TRUE(w->health().ready) << "a lost race says nothing about the store";
+  expect_invariants();
+}
+
+TEST_F(AppWriter, ConflictsAreRetriedABoundedNumberOfTimes) {
+  auto w = make_writer({});
+  int ran = 0;
+  EXPECT_THROW(w->run_now([&ran](store::Store&, TimeMs, Touched&) {
+    ++ran;
+    throw store::StoreError("could not serialize access", store::StoreFault::conflict);
+  }),
+               store::StoreError);
+  EXPECT_EQ(ran, Writer::kConflictAttempts);
+  EXPECT_TRUE(w->health().ready);
+}
+
+// A COMMIT whose outcome is unknown (the connection died during it) may have committed: its jobs
+// are not run again, neither as a batch nor one by one, and none is acknowledged.
+TEST_F(AppWriter, AnUnknownCommitOutcomeIsNeitherRetriedNorAcknowledged) {
+  auto w = make_writer({});
+  std::array<std::atomic<int>, 3> ran{};
+  Results results;
+  for (std::size_t i = 0; i < ran.size(); ++i) {
+    ASSERT_TRUE(w->try_enqueue(
+        [this, &ran, i](store::Store& s, TimeMs now, Touched& t) {
+          ++ran.at(i);
+          create_payment(1)(s, now, t);
+          if (i == ran.size() - 1) {
+            throw store::StoreError("connection lost during COMMIT",
+                                    store::StoreFault::outcome_unknown);
+          }
+        },
+        results.slot(i)));
+  }
+  w->start();
+  w->stop();
+  for (std::size_t i = 0; i < ran.size(); ++i) {
+    EXPECT_EQ(ran.at(i).load(), 1) << "job " << i;
+    EXPECT_EQ(results.at(i), "error: connection lost during COMMIT") << "job " << i;
+  }
+  EXPECT_FALSE(w->health().ready);
+}
+
+// The writer locks the union of its batch's LockSets (store::LockSet::merge).
+TEST(StoreLockSet, MergeKeepsEveryRowAndEveryFlag) {
+  store::LockSet batch;
+  EXPECT_TRUE(batch.empty());
+  store::LockSet first;
+  first.accounts = {1};
+  first.idempotency_keys = {"k"};
+  store::LockSet second;
+  second.payments = {42};
+  second.all_accounts = true;
+  store::LockSet third;
+  third.start_up = true;
+  third.accounts = {3};
+  for (const auto* l : {&first, &second, &third}) batch.merge(*l);
+  EXPECT_FALSE(batch.empty());
+  EXPECT_TRUE(batch.start_up);
+  EXPECT_TRUE(batch.all_accounts);
+  EXPECT_EQ(batch.accounts, (std::vector<AccountId>{1, 3}));
+  EXPECT_EQ(batch.payments, (std::vector<MovementId>{42}));
+  EXPECT_EQ(batch.idempotency_keys, (std::vector<std::string>{"k"}));
+}
+
 // Defect 12: a write that meets damage stops writing for good; nothing more is acknowledged on
 // top of it, and every later job fails at once without running.
 TEST_F(AppWriter, CorruptionStopsWritingForGood) {

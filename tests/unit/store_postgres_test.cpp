@@ -30,8 +30,8 @@
 #include "app/ledger.hpp"
 #include "core/ids.hpp"
 #include "store/store.hpp"
-#include "test_support/database_reader.hpp"
-#include "test_support/pg_scratch.hpp"
+#include "test_support/db_reader.hpp"
+#include "test_support/postgres.hpp"
 
 namespace ps::app {
 namespace {
@@ -124,10 +124,7 @@ bool eventually(const std::function<bool()>& condition, std::chrono::millisecond
 class PostgresStore : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!test_support::postgres_admin_url()) {
-      if (test_support::postgres_required()) FAIL() << "PS_TEST_POSTGRES_URL is not set";
-      GTEST_SKIP() << "PS_TEST_POSTGRES_URL is not set";
-    }
+    PS_NEED_POSTGRES();
     db_.emplace();
   }
 
@@ -162,10 +159,10 @@ class PostgresStore : public ::testing::Test {
   }
 
   std::int64_t count(const std::string& sql) {
-    return test_support::DatabaseReader(db_->url()).scalar_int(sql);
+    return test_support::open_reader(db_->url())->scalar_int(sql);
   }
 
-  std::optional<test_support::ScratchDatabase> db_;
+  std::optional<test_support::TestDatabase> db_;
   Ledger ledger_{LedgerSettings{}};
 };
 

@@ -1,26 +1,11 @@
 #include "test_support/sqlite_reader.hpp"
 
-#include "test_support/database_reader.hpp"
-
 #include <sqlite3.h>
 
 #include <stdexcept>
 
 namespace test_support {
 namespace {
-
-std::string describe(const SqlValue& value) {
-  if (std::holds_alternative<std::monostate>(value)) {
-    return "NULL";
-  }
-  if (const auto* i = std::get_if<std::int64_t>(&value)) {
-    return std::to_string(*i);
-  }
-  if (const auto* d = std::get_if<double>(&value)) {
-    return std::to_string(*d);
-  }
-  return "'" + std::get<std::string>(value) + "'";
-}
 
 std::filesystem::path strip_url(const std::filesystem::path& path) {
   const std::string text = path.string();
@@ -52,37 +37,6 @@ class Statement {
 };
 
 }  // namespace
-
-std::size_t SqlRow::index_of(std::string_view column) const {
-  for (std::size_t i = 0; i < columns.size(); ++i) {
-    if (columns[i] == column) {
-      return i;
-    }
-  }
-  throw std::runtime_error("no column " + std::string(column));
-}
-
-std::int64_t SqlRow::integer(std::size_t i) const {
-  if (const auto* value = std::get_if<std::int64_t>(&values.at(i))) {
-    return *value;
-  }
-  throw std::runtime_error("column " + columns.at(i) +
-                           " is not an integer: " + describe(values.at(i)));
-}
-
-std::string SqlRow::text(std::size_t i) const {
-  if (const auto* value = std::get_if<std::string>(&values.at(i))) {
-    return *value;
-  }
-  throw std::runtime_error("column " + columns.at(i) + " is not text: " + describe(values.at(i)));
-}
-
-std::int64_t SqlRow::integer(std::string_view column) const {
-  return integer(index_of(column));
-}
-std::string SqlRow::text(std::string_view column) const {
-  return text(index_of(column));
-}
 
 SqliteReader::SqliteReader(const std::filesystem::path& db_path) {
   const auto path = strip_url(db_path);
@@ -179,17 +133,13 @@ std::vector<SqlRow> SqliteReader::query(std::string_view sql,
   return rows;
 }
 
-std::int64_t SqliteReader::scalar_int(std::string_view sql,
-                                      const std::vector<SqlValue>& params) const {
-  const auto rows = query(sql, params);
-  if (rows.empty() || rows.front().values.empty()) {
-    throw std::runtime_error("no row for: " + std::string(sql));
-  }
-  return rows.front().integer(0);
-}
-
 std::vector<std::string> check_ledger_invariants(const std::filesystem::path& db_path) {
-  return check_ledger_invariants_at("sqlite:" + strip_url(db_path).string());
+  try {
+    const SqliteReader db(db_path);
+    return check_ledger_invariants(db);
+  } catch (const std::exception& error) {
+    return {std::string("cannot check invariants: ") + error.what()};
+  }
 }
 
 }  // namespace test_support

@@ -1,132 +1,83 @@
-#include "test_support/database_reader.hpp"
+#include "test_support/db_reader.hpp"
 
-#include <libpq-fe.h>
-
-#include <charconv>
 #include <sstream>
 #include <stdexcept>
 
+#include "test_support/postgres.hpp"
+#include "test_support/sqlite_reader.hpp"
+
 namespace test_support {
 
-namespace {
-
-bool is_postgres(const std::string& url) {
-  return url.starts_with("postgresql://") || url.starts_with("postgres://");
-}
-
-// Type oids of pg_type (stable across versions): int2, int4, int8, numeric.
-constexpr Oid kInt2 = 21;
-constexpr Oid kInt4 = 23;
-constexpr Oid kInt8 = 20;
-constexpr Oid kNumeric = 1700;
-
 std::string describe(const SqlValue& value) {
-  if (std::holds_alternative<std::monostate>(value)) return "NULL";
-  if (const auto* i = std::get_if<std::int64_t>(&value)) return std::to_string(*i);
-  if (const auto* d = std::get_if<double>(&value)) return std::to_string(*d);
+  if (std::holds_alternative<std::monostate>(value)) {
+    return "NULL";
+  }
+  if (const auto* i = std::get_if<std::int64_t>(&value)) {
+    return std::to_string(*i);
+  }
+  if (const auto* d = std::get_if<double>(&value)) {
+    return std::to_string(*d);
+  }
   return "'" + std::get<std::string>(value) + "'";
 }
 
-}  // namespace
-
-struct DatabaseReader::Postgres {
-  PGconn* conn = nullptr;
-  ~Postgres() { PQfinish(conn); }
-
-  PGresult* run(std::string_view sql) const {
-    const std::string text(sql);
-    PGresult* r = PQexec(conn, text.c_str());
-    const auto status = PQresultStatus(r);
-    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-      const std::string message = PQresultErrorMessage(r);
-      PQclear(r);
-      throw std::runtime_error("postgres query failed: " + message + " in: " + text);
+std::size_t SqlRow::index_of(std::string_view column) const {
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    if (columns[i] == column) {
+      return i;
     }
-    return r;
   }
-};
-
-DatabaseReader::DatabaseReader(const std::string& url) {
-  if (!is_postgres(url)) {
-    sqlite_ = std::make_unique<SqliteReader>(url);
-    return;
-  }
-  postgres_ = std::make_unique<Postgres>();
-  postgres_->conn = PQconnectdb(url.c_str());
-  if (PQstatus(postgres_->conn) != CONNECTION_OK) {
-    throw std::runtime_error(std::string("cannot connect to PostgreSQL: ") +
-                             PQerrorMessage(postgres_->conn));
-  }
-  PQclear(postgres_->run("SET default_transaction_read_only = on"));
+  throw std::runtime_error("no column " + std::string(column));
 }
 
-DatabaseReader::~DatabaseReader() = default;
-
-void DatabaseReader::exec(std::string_view sql) const {
-  if (sqlite_) {
-    sqlite_->exec(sql);
-    return;
+std::int64_t SqlRow::integer(std::size_t i) const {
+  if (const auto* value = std::get_if<std::int64_t>(&values.at(i))) {
+    return *value;
   }
-  PQclear(postgres_->run(sql));
+  throw std::runtime_error("column " + columns.at(i) +
+                           " is not an integer: " + describe(values.at(i)));
 }
 
-void DatabaseReader::begin_snapshot() const {
-  exec(sqlite_ ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ");
-}
-
-std::vector<SqlRow> DatabaseReader::query(std::string_view sql) const {
-  if (sqlite_) return sqlite_->query(sql);
-  const std::unique_ptr<PGresult, void (*)(PGresult*)> r(postgres_->run(sql), PQclear);
-  const int columns = PQnfields(r.get());
-  std::vector<std::string> names;
-  for (int c = 0; c < columns; ++c) names.emplace_back(PQfname(r.get(), c));
-  std::vector<SqlRow> rows;
-  for (int i = 0; i < PQntuples(r.get()); ++i) {
-    SqlRow row;
-    row.columns = names;
-    for (int c = 0; c < columns; ++c) {
-      if (PQgetisnull(r.get(), i, c) != 0) {
-        row.values.emplace_back(std::monostate{});
-        continue;
-      }
-      const std::string text(PQgetvalue(r.get(), i, c),
-                             static_cast<std::size_t>(PQgetlength(r.get(), i, c)));
-      const Oid type = PQftype(r.get(), c);
-      if (type == kInt2 || type == kInt4 || type == kInt8 || type == kNumeric) {
-        // SUM(bigint) is numeric in PostgreSQL: an integer as long as it has no fraction.
-        std::int64_t v = 0;
-        const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), v);
-        if (error == std::errc() && end == text.data() + text.size()) {
-          row.values.emplace_back(v);
-          continue;
-        }
-      }
-      row.values.emplace_back(text);
-    }
-    rows.push_back(std::move(row));
+std::string SqlRow::text(std::size_t i) const {
+  if (const auto* value = std::get_if<std::string>(&values.at(i))) {
+    return *value;
   }
-  return rows;
+  throw std::runtime_error("column " + columns.at(i) + " is not text: " + describe(values.at(i)));
 }
 
-std::int64_t DatabaseReader::scalar_int(std::string_view sql) const {
-  const auto rows = query(sql);
+std::int64_t SqlRow::integer(std::string_view column) const {
+  return integer(index_of(column));
+}
+std::string SqlRow::text(std::string_view column) const {
+  return text(index_of(column));
+}
+
+std::int64_t DbReader::scalar_int(std::string_view sql, const std::vector<SqlValue>& params) const {
+  const auto rows = query(sql, params);
   if (rows.empty() || rows.front().values.empty()) {
     throw std::runtime_error("no row for: " + std::string(sql));
   }
   return rows.front().integer(0);
 }
 
-std::vector<std::string> check_ledger_invariants(const DatabaseReader& db) {
+std::unique_ptr<DbReader> open_reader(const std::string& database_url) {
+  if (database_url.starts_with("postgresql://") || database_url.starts_with("postgres://")) {
+    return std::make_unique<PostgresReader>(database_url);
+  }
+  return std::make_unique<SqliteReader>(database_url);
+}
+
+std::vector<std::string> check_ledger_invariants(const DbReader& db) {
   std::vector<std::string> violations;
   try {
     // One read transaction: every check sees the same committed snapshot even while the
     // service keeps writing.
     db.begin_snapshot();
     struct Commit {
-      const DatabaseReader& db;
+      const DbReader& db;
       ~Commit() {
         try {
-          db.exec("COMMIT");
+          db.end_snapshot();
         } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch)
         }
       }
@@ -234,10 +185,9 @@ std::vector<std::string> check_ledger_invariants(const DatabaseReader& db) {
   return violations;
 }
 
-std::vector<std::string> check_ledger_invariants_at(const std::string& url) {
+std::vector<std::string> check_ledger_invariants(const std::string& database_url) {
   try {
-    const DatabaseReader db(url);
-    return check_ledger_invariants(db);
+    return check_ledger_invariants(*open_reader(database_url));
   } catch (const std::exception& error) {
     return {std::string("cannot check invariants: ") + error.what()};
   }
