@@ -111,6 +111,7 @@ class Connection {
 
   // False once the connection failed (lost, ended by the server, or an answer took too long).
   bool usable() const { return !broken_ && PQstatus(conn_) == CONNECTION_OK; }
+  void set_answer_limit(std::chrono::milliseconds limit) { answer_limit_ = limit; }
   PGconn* handle() const { return conn_; }
 
  private:

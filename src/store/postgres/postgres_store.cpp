@@ -146,6 +146,8 @@ std::vector<std::pair<std::string, std::string>> connection_defaults() {
 
 // Longest wait for one answer of the server (pg.hpp); a statement of ours takes milliseconds.
 constexpr std::chrono::milliseconds kAnswerLimit{30'000};
+// The longest a migration (or the wait for another instance's migration) may take.
+constexpr std::chrono::milliseconds kMigrationLimit{600'000};
 // After a connection lost during COMMIT: how long to try reconnecting and asking the outcome.
 constexpr std::chrono::milliseconds kCommitResolveLimit{5'000};
 constexpr std::chrono::milliseconds kCommitResolvePause{100};
@@ -634,6 +636,7 @@ class PostgresStore final : public Store {
     Params p;
     const Result r = run(statements().callback_history, p.add(id));
     std::vector<CallbackRecord> out;
+    out.reserve(static_cast<std::size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) {
       out.push_back(CallbackRecord{
           .received_at = r.int64(i, 0),
@@ -787,9 +790,9 @@ class PostgresStore final : public Store {
         return;
       }
       if (status == "aborted") {
-        throw StoreError("the connection was lost during COMMIT (" + reason + "); transaction " +
-                             xid + " was rolled back",
-                         StoreFault::unavailable);
+        std::string message = "the connection was lost during COMMIT (" + reason;
+        message += "); transaction " + xid + " was rolled back";
+        throw StoreError(message, StoreFault::unavailable);
       }
       if (!status) {
         last = "the server no longer knows transaction " + xid;
@@ -810,7 +813,11 @@ class PostgresStore final : public Store {
     const std::string key =
         std::to_string(kAdvisoryLockClass) + ", " + std::to_string(kMigrationLockKey);
     // A session lock: whichever instance opens first migrates; the others wait here, then find
-    // every version applied. A connection that dies releases it.
+    // every version applied. A connection that dies releases it. A migration may rewrite a large
+    // table: while migrating (and waiting for another instance's migration) the limits meant for
+    // the writer's millisecond statements give way to kMigrationLimit.
+    c.set_answer_limit(kMigrationLimit);
+    c.exec("SET lock_timeout = " + std::to_string(kMigrationLimit.count()));
     c.exec("SELECT pg_advisory_lock(" + key + ")");
     try {
       c.exec(
@@ -845,6 +852,8 @@ class PostgresStore final : public Store {
       throw;
     }
     c.exec("SELECT pg_advisory_unlock(" + key + ")");
+    c.exec("RESET lock_timeout");  // back to the connection's default (options)
+    c.set_answer_limit(kAnswerLimit);
   }
 
   ConnectionSettings settings_;
