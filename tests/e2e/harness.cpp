@@ -12,6 +12,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <unistd.h>
+
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -67,9 +69,13 @@ std::int64_t Truth::counter(std::string_view name) const {
 
 // ---------------------------------------------------------------------------------------------
 
+bool EndToEndTest::needs_postgres() const {
+  const char* store = std::getenv("PS_TEST_STORE");
+  return store != nullptr && std::string_view(store) == "postgres";
+}
+
 void EndToEndTest::SetUp() {
-  if (const char* store = std::getenv("PS_TEST_STORE");
-      store != nullptr && std::string_view(store) == "postgres") {
+  if (needs_postgres()) {
     PS_NEED_POSTGRES();
     database_ = std::make_unique<test_support::TestDatabase>();
   }
@@ -92,7 +98,11 @@ void EndToEndTest::TearDown() {
   if (HasFailure()) {
     std::cerr << "----- temporary directory: " << dir_.path().string()
               << " (TEST_KEEP_TEMP=1 keeps it) -----\n";
-    for (const char* name : {"service.log", "sim.log", "loadgen.log"}) {
+    std::vector<std::string> logs = {"service.log", "sim.log", "loadgen.log", "nginx-error.log"};
+    for (std::size_t i = 0; i < instances_.size(); ++i) {
+      logs.push_back("instance-" + std::to_string(i) + ".log");
+    }
+    for (const auto& name : logs) {
       const auto path = dir_ / name;
       if (std::filesystem::exists(path)) {
         std::cerr << "----- tail of " << name << " -----\n" << tail(read_file(path), 6000) << "\n";
@@ -101,6 +111,12 @@ void EndToEndTest::TearDown() {
   }
   if (service_) {
     service_->stop();
+  }
+  if (nginx_) {
+    nginx_->stop();
+  }
+  for (auto& instance : instances_) {
+    instance->stop();
   }
   if (sim_) {
     sim_->stop();
@@ -154,9 +170,9 @@ void EndToEndTest::launch_sim() {
   sim_client_ = std::make_unique<HttpClient>(sim_port_, 30s);
 }
 
-std::vector<std::string> EndToEndTest::service_args() const {
+std::vector<std::string> EndToEndTest::service_args(std::uint16_t port) const {
   std::vector<std::string> args = {"--port",
-                                   std::to_string(service_port_),
+                                   std::to_string(port),
                                    "--bind",
                                    "127.0.0.1",
                                    "--database-url",
@@ -177,7 +193,7 @@ void EndToEndTest::start_service(const std::vector<std::string>& extra) {
   }
   service_extra_ = extra;
   for (int attempt = 1;; ++attempt) {
-    service_args_ = service_args();
+    service_args_ = service_args(service_port_);
     try {
       restart_service();
       return;
@@ -222,6 +238,111 @@ void EndToEndTest::restart_service() {
   options.start_timeout = 15s;
   service_ = std::make_unique<test_support::ServiceProcess>(std::move(options));
   service_->start();
+}
+
+void EndToEndTest::write_nginx_config(const std::vector<std::uint16_t>& upstreams) const {
+  std::ofstream conf(dir_ / "nginx.conf");
+  const std::string dir = dir_.path().string();
+  // As root, nginx's workers would switch to `nobody`, who cannot write the test's folder.
+  conf << (::geteuid() == 0 ? "user root;\n" : "") << "worker_processes 1;\n"
+       << "daemon off;\n"
+       << "pid " << dir << "/nginx.pid;\n"
+       << "error_log " << dir << "/nginx-error.log warn;\n"
+       << "events { worker_connections 4096; }\n"
+       << "http {\n"
+       << "  access_log off;\n";
+  for (const char* temp : {"client_body", "proxy", "fastcgi", "uwsgi", "scgi"}) {
+    conf << "  " << temp << "_temp_path " << dir << "/nginx-" << temp << ";\n";
+  }
+  conf << "  upstream service {\n";
+  for (const auto port : upstreams) {
+    // max_fails=0: a killed instance is tried again on every turn and skipped when it refuses;
+    // a request nginx could not send anywhere is retried on the next instance (nginx retries a
+    // POST only when it was not sent, so nothing is sent twice).
+    conf << "    server 127.0.0.1:" << port << " max_fails=0;\n";
+  }
+  conf << "    keepalive 64;\n"
+       << "  }\n"
+       << "  server {\n"
+       << "    listen 127.0.0.1:" << service_port_ << ";\n"
+       << "    location / {\n"
+       << "      proxy_pass http://service;\n"
+       << "      proxy_http_version 1.1;\n"
+       << "      proxy_set_header Connection \"\";\n"
+       << "      proxy_next_upstream error timeout;\n"
+       << "      proxy_connect_timeout 1s;\n"
+       << "      proxy_read_timeout 30s;\n"
+       << "    }\n"
+       << "  }\n"
+       << "}\n";
+}
+
+void EndToEndTest::start_instances(std::size_t n, const std::vector<std::string>& extra) {
+  if (!sim_) throw std::logic_error("start_instances: start the simulator first");
+  if (!database_) throw std::logic_error("start_instances: several instances need PostgreSQL");
+  service_extra_ = extra;
+  std::vector<std::uint16_t> ports;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint16_t port = 0;
+    do {
+      port = fresh_port();
+    } while (std::find(ports.begin(), ports.end(), port) != ports.end());
+    ports.push_back(port);
+    test_support::ServiceOptions options;
+    options.binary = PAYMENT_SERVICE_BIN;
+    options.args = service_args(port);
+    options.env = {{"PROVIDER_USERNAME", std::string(kProviderUser)},
+                   {"PROVIDER_PASSWORD", std::string(kProviderPassword)}};
+    options.unset_env = test_support::service_environment_variables();
+    options.log_path = dir_ / ("instance-" + std::to_string(i) + ".log");
+    options.port = port;
+    options.health_path = "/readyz";
+    options.start_timeout = 15s;
+    instances_.push_back(std::make_unique<test_support::ServiceProcess>(std::move(options)));
+  }
+  // All at once: instances starting together must agree on migrations and the first account.
+  std::vector<std::thread> starting;
+  std::vector<std::string> errors(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    starting.emplace_back([this, i, &errors] {
+      try {
+        instances_[i]->start();
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
+  }
+  for (auto& t : starting) t.join();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!errors[i].empty()) {
+      throw std::runtime_error("instance " + std::to_string(i) + ": " + errors[i]);
+    }
+  }
+  write_nginx_config(ports);
+  test_support::ServiceOptions options;
+  options.binary = "/usr/sbin/nginx";
+  options.args = {"-p", dir_.path().string(), "-c", (dir_ / "nginx.conf").string()};
+  options.log_path = dir_ / "nginx.log";
+  options.port = service_port_;
+  options.health_path = "/healthz";
+  options.start_timeout = 10s;
+  nginx_ = std::make_unique<test_support::ServiceProcess>(std::move(options));
+  nginx_->start();
+}
+
+std::int64_t EndToEndTest::instance_metric(std::size_t i, std::string_view series) {
+  HttpClient direct(instances_.at(i)->port(), 10s);
+  const auto response = direct.get("/metrics");
+  if (response.status != 200) throw std::runtime_error("GET /metrics: " + response.describe());
+  std::int64_t sum = 0;
+  std::istringstream lines(response.body);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (!line.starts_with(series)) continue;
+    const auto space = line.rfind(' ');
+    sum += static_cast<std::int64_t>(std::stod(line.substr(space + 1)));
+  }
+  return sum;
 }
 
 HttpClient& EndToEndTest::client() {

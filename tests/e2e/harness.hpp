@@ -93,6 +93,19 @@ class EndToEndTest : public ::testing::Test {
   void restart_service();
   test_support::ServiceProcess& service() { return *service_; }
 
+  // Scale-out (SPEC 8): `n` instances of the service on one PostgreSQL database behind nginx
+  // (round robin, keep-alive to the instances). nginx listens on service_port(), where clients,
+  // loadgen and the simulator's callbacks go. Call after start_sim.
+  void start_instances(std::size_t n, const std::vector<std::string>& extra);
+  test_support::ServiceProcess& instance(std::size_t i) { return *instances_.at(i); }
+  [[nodiscard]] std::size_t instance_count() const { return instances_.size(); }
+  // The sum of the series of one instance's GET /metrics whose line starts with `series`
+  // (e.g. `payment_service_callbacks_applied_total`).
+  std::int64_t instance_metric(std::size_t i, std::string_view series);
+  // With PS_TEST_STORE=postgres, or always (scale-out tests): the service runs on a fresh
+  // PostgreSQL database of the test cluster.
+  [[nodiscard]] virtual bool needs_postgres() const;
+
   // Runs the loadgen binary against the service to completion (bounded) and reads its outputs.
   LoadgenRun run_loadgen(const std::vector<std::string>& args);
 
@@ -127,7 +140,8 @@ class EndToEndTest : public ::testing::Test {
 
  private:
   void launch_sim();
-  std::vector<std::string> service_args() const;
+  std::vector<std::string> service_args(std::uint16_t port) const;
+  void write_nginx_config(const std::vector<std::uint16_t>& upstreams) const;
   std::uint16_t fresh_port() const;
 
   void wipe_database();
@@ -141,6 +155,8 @@ class EndToEndTest : public ::testing::Test {
   std::vector<std::string> service_args_;
   std::unique_ptr<test_support::ServiceProcess> sim_;
   std::unique_ptr<test_support::ServiceProcess> service_;
+  std::vector<std::unique_ptr<test_support::ServiceProcess>> instances_;
+  std::unique_ptr<test_support::ServiceProcess> nginx_;
   std::unique_ptr<HttpClient> client_;
   std::unique_ptr<HttpClient> sim_client_;
   int loadgen_runs_ = 0;
