@@ -54,7 +54,9 @@ std::variant<Config, Exit> parse(int argc, char** argv) {
   app.add_option("--port", c.port, "port to listen on (0: any free port)")
       ->envname("PORT")
       ->check(CLI::Range(0, 65535));
-  app.add_option("--database-url", c.database_url, "sqlite:PATH")->envname("DATABASE_URL");
+  app.add_option("--database-url", c.database_url,
+                 "sqlite:PATH, or a libpq URI postgresql://... (postgres://...)")
+      ->envname("DATABASE_URL");
   app.add_option("--database-durable", c.database_durable,
                  "fsync every commit (turning this off loses acknowledged writes on power loss)")
       ->envname("DATABASE_DURABLE");
@@ -159,8 +161,11 @@ std::variant<Config, Exit> parse(int argc, char** argv) {
   } catch (const std::invalid_argument& e) {
     return invalid("CALLBACK_ALLOW_FROM: " + std::string(e.what()));
   }
-  if (!c.database_url.starts_with("sqlite:") || c.database_url.size() == 7) {
-    return invalid("DATABASE_URL must be sqlite:PATH");
+  const bool sqlite = c.database_url.starts_with("sqlite:") && c.database_url.size() > 7;
+  const bool postgres =
+      c.database_url.starts_with("postgresql://") || c.database_url.starts_with("postgres://");
+  if (!sqlite && !postgres) {
+    return invalid("DATABASE_URL must be sqlite:PATH or postgresql://... (a libpq URI)");
   }
   if (retry_max_ms < retry_initial_ms) {
     return invalid("PROVIDER_RETRY_MAX_MS must be at least PROVIDER_RETRY_INITIAL_MS");

@@ -1,3 +1,4 @@
+#include "store/postgres/postgres_store.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "store/store.hpp"
 
@@ -10,7 +11,13 @@ std::unique_ptr<Store> open_store(const std::string& url, const StoreOptions& op
     if (path.empty()) throw StoreError("DATABASE_URL sqlite: needs a file path");
     return sqlite::open_sqlite_store(path, options);
   }
-  throw StoreError("unsupported DATABASE_URL (expected sqlite:PATH): " + url);
+  // Any libpq connection URI, handed to libpq as it is (several hosts, target_session_attrs...).
+  if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
+    return postgres::open_postgres_store(url, options);
+  }
+  // Not quoted back: a URL of another scheme may still carry a password.
+  throw StoreError(
+      "unsupported DATABASE_URL (expected sqlite:PATH, postgresql://... or postgres://...)");
 }
 
 }  // namespace ps::store

@@ -301,21 +301,12 @@ void EndToEndTest::start_instances(std::size_t n, const std::vector<std::string>
     instances_.push_back(std::make_unique<test_support::ServiceProcess>(std::move(options)));
   }
   // All at once: instances starting together must agree on migrations and the first account.
-  std::vector<std::thread> starting;
-  std::vector<std::string> errors(n);
+  for (auto& instance : instances_) instance->launch();
   for (std::size_t i = 0; i < n; ++i) {
-    starting.emplace_back([this, i, &errors] {
-      try {
-        instances_[i]->start();
-      } catch (const std::exception& e) {
-        errors[i] = e.what();
-      }
-    });
-  }
-  for (auto& t : starting) t.join();
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!errors[i].empty()) {
-      throw std::runtime_error("instance " + std::to_string(i) + ": " + errors[i]);
+    try {
+      instances_[i]->await_ready();
+    } catch (const std::exception& e) {
+      throw std::runtime_error("instance " + std::to_string(i) + ": " + e.what());
     }
   }
   write_nginx_config(ports);

@@ -398,6 +398,7 @@ class SlowDiskCallbackTest : public ServiceTest {
 };
 
 TEST_F(SlowDiskCallbackTest, CallbackThatArrivedInTimeIsAppliedEvenIfTheDatabaseWasSlow) {
+  SQLITE_FILE_TEST();  // the fsync_delay shim slows the SQLite file's syncs, not a server's
   const auto created = create_payment(-900);
   const auto id = int_field(created, "money_movement_id");
   const auto deadline = parse_timestamp_ms(str_field(created, "settle_deadline"));

@@ -26,7 +26,7 @@ constexpr std::int64_t kHourMs = 3'600'000;
 // Events in the order they were written never go back in time (the store's high-water mark
 // relies on it: the newest row carries the largest `at`).
 constexpr const char* kEventsGoingBack =
-    "(SELECT at, LAG(at) OVER (ORDER BY event_id) AS previous FROM events) "
+    "(SELECT at, LAG(at) OVER (ORDER BY event_id) AS previous FROM events) AS written "
     "WHERE at < previous";
 
 class WallClockStepTest : public ServiceTest {

@@ -1,6 +1,8 @@
-// app::Ledger: the use cases over a real SQLite store, each inside begin()/commit() like the
-// writer runs them. After every scenario the ledger invariants of docs/decisions.md are checked
-// straight from the database file with a separate connection.
+// app::Ledger: the use cases over each real store (SQLite, and PostgreSQL when
+// PS_TEST_POSTGRES_URL names a server: a fresh database per test), each inside begin()/commit()
+// like the writer runs them. This is the Store contract test: every store method runs through
+// the ledger. After every scenario the ledger invariants of docs/decisions.md are checked
+// straight from the database with a separate connection.
 
 #include "app/ledger.hpp"
 
@@ -13,7 +15,8 @@
 #include <variant>
 
 #include "store/store.hpp"
-#include "test_support/sqlite_reader.hpp"
+#include "test_support/db_reader.hpp"
+#include "test_support/postgres.hpp"
 #include "test_support/temp_dir.hpp"
 
 namespace ps::app {
@@ -43,7 +46,13 @@ std::optional<Failure> failure(const Outcome<T>& o) {
   return std::nullopt;
 }
 
-class AppLedger : public ::testing::Test {
+enum class Backend { sqlite, postgres };
+
+std::string backend_name(const ::testing::TestParamInfo<Backend>& info) {
+  return info.param == Backend::sqlite ? "Sqlite" : "Postgres";
+}
+
+class AppLedger : public ::testing::TestWithParam<Backend> {
  protected:
   // Runs `f` in one transaction, as the writer would.
   template <class F>
@@ -60,6 +69,14 @@ class AppLedger : public ::testing::Test {
   }
 
   void SetUp() override {
+    if (GetParam() == Backend::postgres) {
+      PS_NEED_POSTGRES();
+      scratch_.emplace();
+      url_ = scratch_->url();
+    } else {
+      url_ = "sqlite:" + (dir_ / "ledger.db").string();
+    }
+    store_ = store::open_store(url_, {});
     Touched t;
     tx([&] {
       ledger_.bootstrap(*store_, kT0, t);
@@ -69,8 +86,8 @@ class AppLedger : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (!check_invariants_) return;
-    const auto violations = test_support::check_ledger_invariants(path_);
+    if (!store_ || !check_invariants_) return;
+    const auto violations = test_support::check_ledger_invariants(url_);
     for (const auto& v : violations) ADD_FAILURE() << "ledger invariant violated: " << v;
   }
 
@@ -125,7 +142,7 @@ class AppLedger : public ::testing::Test {
     return *p;
   }
   std::int64_t count(const std::string& sql) {
-    return test_support::SqliteReader(path_).scalar_int(sql);
+    return test_support::open_reader(url_)->scalar_int(sql);
   }
   std::int64_t events(const std::string& kind) {
     return count("SELECT COUNT(*) FROM events WHERE kind = '" + kind + "'");
@@ -137,15 +154,16 @@ class AppLedger : public ::testing::Test {
   }
 
   test_support::TempDir dir_{"ps_unit"};
-  std::string path_ = (dir_ / "ledger.db").string();
-  std::unique_ptr<store::Store> store_ = store::open_store("sqlite:" + path_, {});
+  std::optional<test_support::TestDatabase> scratch_;  // PostgreSQL: this test's database
+  std::string url_;
+  std::unique_ptr<store::Store> store_;
   Ledger ledger_{LedgerSettings{.time_to_settle_seconds = 10, .settle_grace_seconds = 2}};
   Touched bootstrap_touched_;
   Touched last_touched_;
   bool check_invariants_ = true;
 };
 
-TEST_F(AppLedger, BootstrapCreatesAccountOneOnce) {
+TEST_P(AppLedger, BootstrapCreatesAccountOneOnce) {
   ASSERT_EQ(bootstrap_touched_.size(), 1u);
   EXPECT_EQ(bootstrap_touched_.front().account_id, 1);
   const Account a = account(1);
@@ -170,7 +188,7 @@ TEST_F(AppLedger, BootstrapCreatesAccountOneOnce) {
   EXPECT_EQ(events("account_opened"), 2);
 }
 
-TEST_F(AppLedger, CreatePaymentForUnknownAccountWritesNothing) {
+TEST_P(AppLedger, CreatePaymentForUnknownAccountWritesNothing) {
   const auto rows_before = all_rows();
   const auto r = create(100, kT0 + 10, std::string("key-1"), "h", 99);
   EXPECT_EQ(failure(r), Failure::account_not_found);
@@ -181,7 +199,7 @@ TEST_F(AppLedger, CreatePaymentForUnknownAccountWritesNothing) {
   EXPECT_FALSE(failure(create(100, kT0 + 20, std::string("key-1"), "h")).has_value());
 }
 
-TEST_F(AppLedger, CreatePaymentRecordsASubmittingPaymentAndItsEvent) {
+TEST_P(AppLedger, CreatePaymentRecordsASubmittingPaymentAndItsEvent) {
   const auto now = kT0 + 500;
   const PaymentCreated& created = ok(create(-2500, now));
   const Payment& p = created.payment;
@@ -207,7 +225,7 @@ TEST_F(AppLedger, CreatePaymentRecordsASubmittingPaymentAndItsEvent) {
   EXPECT_EQ(account().balance, -2400);
 }
 
-TEST_F(AppLedger, IdempotencyKeyInUseReusedAndReplayed) {
+TEST_P(AppLedger, IdempotencyKeyInUseReusedAndReplayed) {
   const Payment first = ok(create(100, kT0, std::string("k"), "hash-a")).payment;
 
   // The first request has not had its answer yet.
@@ -220,7 +238,7 @@ TEST_F(AppLedger, IdempotencyKeyInUseReusedAndReplayed) {
 
   const Payment accepted = ok(verdict(first.money_movement_id, ProviderVerdict::accepted, kT0 + 3));
   EXPECT_EQ(accepted.status, "pending");
-  const auto rows = test_support::SqliteReader(path_).query(
+  const auto rows = test_support::open_reader(url_)->query(
       "SELECT response_status, response_body FROM idempotency_keys WHERE key = 'k'");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].integer(0), 201);
@@ -241,7 +259,7 @@ TEST_F(AppLedger, IdempotencyKeyInUseReusedAndReplayed) {
             Failure::idempotency_key_reused);
 }
 
-TEST_F(AppLedger, UnknownVerdictCompletesTheIdempotencyKeyWithTheSubmittingAnswer) {
+TEST_P(AppLedger, UnknownVerdictCompletesTheIdempotencyKeyWithTheSubmittingAnswer) {
   const Payment p = ok(create(100, kT0, std::string("k2"), "h")).payment;
   const Payment same = ok(verdict(p.money_movement_id, ProviderVerdict::unknown, kT0 + 1));
   Payment expected = p;
@@ -254,7 +272,7 @@ TEST_F(AppLedger, UnknownVerdictCompletesTheIdempotencyKeyWithTheSubmittingAnswe
   EXPECT_EQ(replay.replay->status, 202);
 }
 
-TEST_F(AppLedger, ClaimResendsLeasesOnlyDuePaymentsAndMovesTheirDeadlines) {
+TEST_P(AppLedger, ClaimResendsLeasesOnlyDuePaymentsAndMovesTheirDeadlines) {
   const Payment a = create_ok(100, kT0);
   const Payment b = create_ok(200, kT0 + 1);
   const Payment c = create_ok(300, kT0 + 2);
@@ -285,7 +303,7 @@ TEST_F(AppLedger, ClaimResendsLeasesOnlyDuePaymentsAndMovesTheirDeadlines) {
   EXPECT_FALSE(payment(b.money_movement_id).resend_at.has_value());
 }
 
-TEST_F(AppLedger, AfterAnOutageBackoffsBecomeDueButSendsUnderWayKeepTheirLease) {
+TEST_P(AppLedger, AfterAnOutageBackoffsBecomeDueButSendsUnderWayKeepTheirLease) {
   const TimeMs lease = LedgerSettings{}.send_lease_ms;
   const Payment waiting = create_ok(100, kT0);
   ok(verdict(waiting.money_movement_id, ProviderVerdict::unknown, kT0 + 10));  // due kT0 + 510
@@ -304,7 +322,7 @@ TEST_F(AppLedger, AfterAnOutageBackoffsBecomeDueButSendsUnderWayKeepTheirLease) 
   EXPECT_EQ(payment(leased.money_movement_id).resend_at, kT0 + 540) << "already due: untouched";
 }
 
-TEST_F(AppLedger, AKeyWhoseFirstRequestEndedWithoutAnAnswerAnswersThePaymentAsItIsNow) {
+TEST_P(AppLedger, AKeyWhoseFirstRequestEndedWithoutAnAnswerAnswersThePaymentAsItIsNow) {
   const Payment p = ok(create(-700, kT0, std::string("lost"), "h")).payment;
   const TimeMs lease = LedgerSettings{}.send_lease_ms;
   // While the first request may still be in flight: in use.
@@ -327,7 +345,7 @@ TEST_F(AppLedger, AKeyWhoseFirstRequestEndedWithoutAnAnswerAnswersThePaymentAsIt
   EXPECT_EQ(p.money_movement_id, submitting.payment.money_movement_id);
 }
 
-TEST_F(AppLedger, IdempotencyKeysExpireAfterTheirTtl) {
+TEST_P(AppLedger, IdempotencyKeysExpireAfterTheirTtl) {
   const TimeMs ttl = LedgerSettings{}.idempotency_key_ttl_ms;
   const Payment first = ok(create(100, kT0, std::string("old"), "h")).payment;
   ok(verdict(first.money_movement_id, ProviderVerdict::accepted, kT0 + 1));
@@ -348,7 +366,7 @@ TEST_F(AppLedger, IdempotencyKeysExpireAfterTheirTtl) {
   EXPECT_EQ(count("SELECT COUNT(*) FROM idempotency_keys"), 1) << "the new 'old' key stays";
 }
 
-TEST_F(AppLedger, AcceptedVerdictMovesSubmittingToPendingOnce) {
+TEST_P(AppLedger, AcceptedVerdictMovesSubmittingToPendingOnce) {
   const Payment p = create_ok(100, kT0);
   const Payment accepted = ok(verdict(p.money_movement_id, ProviderVerdict::accepted, kT0 + 5));
   EXPECT_EQ(accepted.status, "pending");
@@ -363,7 +381,7 @@ TEST_F(AppLedger, AcceptedVerdictMovesSubmittingToPendingOnce) {
   EXPECT_EQ(events("provider_accepted"), 1);
 }
 
-TEST_F(AppLedger, AcceptedVerdictKeepsTheStatusOfACallbackThatRacedAhead) {
+TEST_P(AppLedger, AcceptedVerdictKeepsTheStatusOfACallbackThatRacedAhead) {
   const Payment p = create_ok(100, kT0);
   ASSERT_EQ(ok(callback(p.money_movement_id, 100, "posted", kT0 + 1)).status, "posted");
   EXPECT_EQ(ok(verdict(p.money_movement_id, ProviderVerdict::accepted, kT0 + 2)).status, "posted");
@@ -371,7 +389,7 @@ TEST_F(AppLedger, AcceptedVerdictKeepsTheStatusOfACallbackThatRacedAhead) {
   EXPECT_EQ(events("provider_accepted"), 0);
 }
 
-TEST_F(AppLedger, RejectedVerdictWhileSubmittingRemovesThePayment) {
+TEST_P(AppLedger, RejectedVerdictWhileSubmittingRemovesThePayment) {
   const Payment keep = create_ok(40, kT0);
   const Payment p = create_ok(100, kT0);
   ASSERT_EQ(account().balance, 140);
@@ -382,7 +400,7 @@ TEST_F(AppLedger, RejectedVerdictWhileSubmittingRemovesThePayment) {
   EXPECT_EQ(account().balance, 40);
   ASSERT_EQ(last_touched_.size(), 1u);
   EXPECT_EQ(last_touched_.front().balance, 40);
-  const auto rows = test_support::SqliteReader(path_).query(
+  const auto rows = test_support::open_reader(url_)->query(
       "SELECT status, detail, balance_after FROM events WHERE kind = 'provider_rejected'");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].text(0), "rejected");
@@ -396,7 +414,7 @@ TEST_F(AppLedger, RejectedVerdictWhileSubmittingRemovesThePayment) {
   EXPECT_EQ(payment(keep.money_movement_id).status, "submitting");
 }
 
-TEST_F(AppLedger, RejectedVerdictIsIgnoredOnceTheProviderProvedItHasTheMovement) {
+TEST_P(AppLedger, RejectedVerdictIsIgnoredOnceTheProviderProvedItHasTheMovement) {
   // Pending: the provider accepted an earlier copy.
   const Payment a = create_ok(100, kT0);
   ok(verdict(a.money_movement_id, ProviderVerdict::accepted, kT0 + 1));
@@ -410,12 +428,12 @@ TEST_F(AppLedger, RejectedVerdictIsIgnoredOnceTheProviderProvedItHasTheMovement)
   EXPECT_EQ(events("provider_rejected"), 0);
 }
 
-TEST_F(AppLedger, VerdictForUnknownPaymentIsNotFound) {
+TEST_P(AppLedger, VerdictForUnknownPaymentIsNotFound) {
   EXPECT_EQ(failure(verdict(123456, ProviderVerdict::accepted, kT0)), Failure::payment_not_found);
   EXPECT_EQ(failure(verdict(123456, ProviderVerdict::rejected, kT0)), Failure::payment_not_found);
 }
 
-TEST_F(AppLedger, PrepareResendMovesTheDeadlineWhileSubmitting) {
+TEST_P(AppLedger, PrepareResendMovesTheDeadlineWhileSubmitting) {
   const Payment p = create_ok(100, kT0);
   const auto resent =
       tx([&] { return ledger_.prepare_resend(*store_, p.money_movement_id, kT0 + 3000); });
@@ -423,7 +441,7 @@ TEST_F(AppLedger, PrepareResendMovesTheDeadlineWhileSubmitting) {
   EXPECT_EQ(resent->last_sent_at, kT0 + 3000);
   EXPECT_EQ(resent->settle_deadline, kT0 + 3000 + kWindowMs);
   EXPECT_EQ(payment(p.money_movement_id), *resent);
-  const auto rows = test_support::SqliteReader(path_).query(
+  const auto rows = test_support::open_reader(url_)->query(
       "SELECT settle_deadline FROM events WHERE kind = 'payment_resent'");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].integer(0), kT0 + 3000 + kWindowMs);
@@ -440,7 +458,7 @@ TEST_F(AppLedger, PrepareResendMovesTheDeadlineWhileSubmitting) {
   EXPECT_FALSE(tx([&] { return ledger_.prepare_resend(*store_, 987654, kT0); }).has_value());
 }
 
-TEST_F(AppLedger, PrepareResendStopsAfterRejection) {
+TEST_P(AppLedger, PrepareResendStopsAfterRejection) {
   const Payment p = create_ok(100, kT0);
   ok(verdict(p.money_movement_id, ProviderVerdict::rejected, kT0 + 1));
   EXPECT_FALSE(tx([&] {
@@ -451,7 +469,7 @@ TEST_F(AppLedger, PrepareResendStopsAfterRejection) {
 // ledger.hpp: prepare_resend is "Empty when no re-send is needed any more (the provider answered,
 // or a callback proved it has the movement)". A callback without a status leaves the payment
 // `submitting`, yet it proves the provider has the movement.
-TEST_F(AppLedger, PrepareResendStopsOnceACallbackProvedTheProviderHasTheMovement) {
+TEST_P(AppLedger, PrepareResendStopsOnceACallbackProvedTheProviderHasTheMovement) {
   const Payment p = create_ok(100, kT0);
   ASSERT_EQ(ok(callback(p.money_movement_id, 100, std::nullopt, kT0 + 1000)).callbacks_applied, 1);
   const auto resent =
@@ -461,7 +479,7 @@ TEST_F(AppLedger, PrepareResendStopsOnceACallbackProvedTheProviderHasTheMovement
   EXPECT_EQ(payment(p.money_movement_id).settle_deadline, kT0 + kWindowMs);
 }
 
-TEST_F(AppLedger, CallbackSequenceThroughTheStore) {
+TEST_P(AppLedger, CallbackSequenceThroughTheStore) {
   const Payment p = create_ok(100, kT0);
   ok(verdict(p.money_movement_id, ProviderVerdict::accepted, kT0 + 1));
   struct Step {
@@ -482,7 +500,7 @@ TEST_F(AppLedger, CallbackSequenceThroughTheStore) {
     EXPECT_EQ(account().settled_balance, s.settled);
     ASSERT_EQ(last_touched_.size(), 1u);
     EXPECT_EQ(last_touched_.front(), account());
-    EXPECT_TRUE(test_support::check_ledger_invariants(path_).empty()) << "after " << s.status;
+    EXPECT_TRUE(test_support::check_ledger_invariants(url_).empty()) << "after " << s.status;
   }
   const auto history = store_->callback_history(p.money_movement_id);
   ASSERT_EQ(history.size(), 7u);
@@ -491,7 +509,7 @@ TEST_F(AppLedger, CallbackSequenceThroughTheStore) {
   EXPECT_EQ(history[3].amount_cents, 0);
 }
 
-TEST_F(AppLedger, CallbackForUnknownPaymentIsNotFoundAndWritesNothing) {
+TEST_P(AppLedger, CallbackForUnknownPaymentIsNotFoundAndWritesNothing) {
   create_ok(100, kT0);
   const auto rows_before = all_rows();
   EXPECT_EQ(failure(callback(424242, 5, "posted", kT0 + 1)), Failure::payment_not_found);
@@ -499,7 +517,7 @@ TEST_F(AppLedger, CallbackForUnknownPaymentIsNotFoundAndWritesNothing) {
   EXPECT_TRUE(last_touched_.empty());
 }
 
-TEST_F(AppLedger, CallbackAtTheDeadlineAppliesLaterIsRecordedAndChangesNothing) {
+TEST_P(AppLedger, CallbackAtTheDeadlineAppliesLaterIsRecordedAndChangesNothing) {
   const Payment p = create_ok(100, kT0);
   const TimeMs deadline = p.settle_deadline;
   ASSERT_EQ(deadline, kT0 + kWindowMs);
@@ -514,7 +532,7 @@ TEST_F(AppLedger, CallbackAtTheDeadlineAppliesLaterIsRecordedAndChangesNothing) 
   EXPECT_EQ(payment(p.money_movement_id), at_deadline);
   EXPECT_EQ(account(), before);
 
-  const auto late = test_support::SqliteReader(path_).query(
+  const auto late = test_support::open_reader(url_)->query(
       "SELECT at, amount_cents, status, balance_after, settled_balance_after FROM events "
       "WHERE kind = 'callback_late'");
   ASSERT_EQ(late.size(), 1u);
@@ -536,7 +554,7 @@ TEST_F(AppLedger, CallbackAtTheDeadlineAppliesLaterIsRecordedAndChangesNothing) 
   EXPECT_FALSE(store_->callback_history(p.money_movement_id).back().status.has_value());
 }
 
-TEST_F(AppLedger, CallbackAppliesToARejectedPaymentWithinTheWindow) {
+TEST_P(AppLedger, CallbackAppliesToARejectedPaymentWithinTheWindow) {
   const Payment p = create_ok(100, kT0);
   ok(verdict(p.money_movement_id, ProviderVerdict::rejected, kT0 + 1));
   ASSERT_EQ(account().balance, 0);
@@ -545,7 +563,7 @@ TEST_F(AppLedger, CallbackAppliesToARejectedPaymentWithinTheWindow) {
   EXPECT_EQ(account().settled_balance, 100);
 }
 
-TEST_F(AppLedger, CallbackThatWouldOverflowChangesNothing) {
+TEST_P(AppLedger, CallbackThatWouldOverflowChangesNothing) {
   check_invariants_ = false;  // the balance below is planted, not the sum of payments
   const Payment p = create_ok(1, kT0);
   Account planted = account();
@@ -575,11 +593,11 @@ TEST_F(AppLedger, CallbackThatWouldOverflowChangesNothing) {
 }
 
 // The invariant check itself: negative_since must be set exactly while settled_balance < 0.
-TEST_F(AppLedger, InvariantCheckFlagsNegativeSinceOutOfStepWithTheSettledBalance) {
+TEST_P(AppLedger, InvariantCheckFlagsNegativeSinceOutOfStepWithTheSettledBalance) {
   check_invariants_ = false;  // the violations below are planted
   const Payment p = create_ok(-100, kT0);
   ok(callback(p.money_movement_id, -100, "posted", kT0 + 1000));
-  ASSERT_TRUE(test_support::check_ledger_invariants(path_).empty());
+  ASSERT_TRUE(test_support::check_ledger_invariants(url_).empty());
   const auto plant = [&](Account a) {
     tx([&] {
       store_->update_account(a);
@@ -591,24 +609,24 @@ TEST_F(AppLedger, InvariantCheckFlagsNegativeSinceOutOfStepWithTheSettledBalance
   Account planted = account();
   planted.negative_since.reset();
   plant(planted);
-  auto violations = test_support::check_ledger_invariants(path_);
+  auto violations = test_support::check_ledger_invariants(url_);
   ASSERT_EQ(violations.size(), 1u);
   EXPECT_EQ(violations[0].rfind("negative_since: account 1 has settled_balance -100", 0), 0u)
       << violations[0];
 
   // negative_since on an account whose settled balance is back to 0.
   ok(callback(p.money_movement_id, 0, "posted", kT0 + 2000));
-  ASSERT_TRUE(test_support::check_ledger_invariants(path_).empty());
+  ASSERT_TRUE(test_support::check_ledger_invariants(url_).empty());
   planted = account();
   planted.negative_since = kT0 + 1000;
   plant(planted);
-  violations = test_support::check_ledger_invariants(path_);
+  violations = test_support::check_ledger_invariants(url_);
   ASSERT_EQ(violations.size(), 1u);
   EXPECT_EQ(violations[0].rfind("negative_since: account 1 has settled_balance 0", 0), 0u)
       << violations[0];
 }
 
-TEST_F(AppLedger, RecalculateMarksDelinquentAndCurrentWithEvents) {
+TEST_P(AppLedger, RecalculateMarksDelinquentAndCurrentWithEvents) {
   Touched t;
   tx([&] { return ledger_.open_account(*store_, kT0, t); });  // account 2, never negative
   const Payment p = create_ok(-100, kT0);
@@ -636,7 +654,7 @@ TEST_F(AppLedger, RecalculateMarksDelinquentAndCurrentWithEvents) {
   EXPECT_EQ(account(1).status, core::AccountStatus::delinquent);
   ASSERT_EQ(last_touched_.size(), 1u);
   EXPECT_EQ(last_touched_.front().account_id, 1);
-  auto rows = test_support::SqliteReader(path_).query(
+  auto rows = test_support::open_reader(url_)->query(
       "SELECT account_id, status, balance_after, settled_balance_after FROM events "
       "WHERE kind = 'account_status' ORDER BY event_id");
   ASSERT_EQ(rows.size(), 1u);
@@ -653,7 +671,7 @@ TEST_F(AppLedger, RecalculateMarksDelinquentAndCurrentWithEvents) {
   EXPECT_FALSE(account().negative_since.has_value());
   accounts = recalc(10, kT0 + 11'900);
   EXPECT_EQ(accounts[0].status, core::AccountStatus::current);
-  rows = test_support::SqliteReader(path_).query(
+  rows = test_support::open_reader(url_)->query(
       "SELECT status FROM events WHERE kind = 'account_status' ORDER BY event_id");
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[1].text(0), "current");
@@ -664,10 +682,10 @@ TEST_F(AppLedger, RecalculateMarksDelinquentAndCurrentWithEvents) {
   EXPECT_EQ(recalc(0, kT0 + 11'960)[0].status, core::AccountStatus::delinquent);
 }
 
-TEST_F(AppLedger, IdsContinueAfterReopeningTheStore) {
+TEST_P(AppLedger, IdsContinueAfterReopeningTheStore) {
   const Payment p = create_ok(100, kT0 + 60'000);
   store_.reset();
-  store_ = store::open_store("sqlite:" + path_, {});
+  store_ = store::open_store(url_, {});
   EXPECT_EQ(store_->max_movement_id(), p.money_movement_id);
   EXPECT_EQ(account().balance, 100);  // committed data survived
   Ledger restarted(LedgerSettings{});
@@ -687,15 +705,18 @@ TEST_F(AppLedger, IdsContinueAfterReopeningTheStore) {
 
 // The service clock's high-water mark (core/clock.hpp): the newest time written, also after a
 // restart.
-TEST_F(AppLedger, LatestEventTimeIsTheNewestWriteAndSurvivesReopening) {
+TEST_P(AppLedger, LatestEventTimeIsTheNewestWriteAndSurvivesReopening) {
   EXPECT_EQ(store_->latest_event_time(), kT0);  // bootstrap opened account 1
   const Payment p = create_ok(100, kT0 + 5'000);
   ok(callback(p.money_movement_id, 100, "posted", kT0 + 7'000));
   EXPECT_EQ(store_->latest_event_time(), kT0 + 7'000);
   store_.reset();
-  store_ = store::open_store("sqlite:" + path_, {});
+  store_ = store::open_store(url_, {});
   EXPECT_EQ(store_->latest_event_time(), kT0 + 7'000);
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, AppLedger, ::testing::Values(Backend::sqlite, Backend::postgres),
+                         backend_name);
 
 TEST(AppStore, LatestEventTimeOfAnEmptyStoreIsEmpty) {
   const auto s = store::open_store("sqlite::memory:", {});
@@ -728,8 +749,22 @@ TEST(AppLedgerMemory, InMemorySqliteStoreRunsTheUseCases) {
 }
 
 TEST(AppStore, OpenStoreRejectsUnsupportedUrls) {
-  EXPECT_THROW(store::open_store("postgres://nowhere", {}), store::StoreError);
+  EXPECT_THROW(store::open_store("mysql://nowhere", {}), store::StoreError);
   EXPECT_THROW(store::open_store("sqlite:", {}), store::StoreError);
+}
+
+// postgresql:// and postgres:// select the PostgreSQL store: a server that is not there is an
+// outage (unavailable), not a configuration the service does not know.
+TEST(AppStore, OpenStoreSelectsPostgresForItsUrls) {
+  for (const std::string url : {"postgresql://127.0.0.1:1/ps", "postgres://127.0.0.1:1/ps"}) {
+    try {
+      store::open_store(url, {});
+      ADD_FAILURE() << url << " opened";
+    } catch (const store::StoreError& e) {
+      EXPECT_EQ(e.fault, store::StoreFault::unavailable) << url << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find("connect"), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

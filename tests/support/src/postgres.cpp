@@ -1,9 +1,11 @@
 #include "test_support/postgres.hpp"
 
 #include <libpq-fe.h>
+
 #include <unistd.h>
 
 #include <atomic>
+#include <charconv>
 #include <cstdlib>
 #include <memory>
 #include <stdexcept>
@@ -57,6 +59,18 @@ bool is_integer_type(Oid type) {
   constexpr Oid kInt2 = 21;
   constexpr Oid kInt4 = 23;
   return type == kInt8 || type == kInt2 || type == kInt4;
+}
+
+// SUM(bigint) is numeric in PostgreSQL (bigint in SQLite): a whole numeric value that fits reads
+// as an integer, so the same query reads the same on both stores (the invariant check sums).
+std::optional<std::int64_t> whole_numeric(Oid type, const char* text) {
+  constexpr Oid kNumeric = 1700;
+  if (type != kNumeric) return std::nullopt;
+  std::int64_t v = 0;
+  const std::string_view s(text);
+  const auto [end, error] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (error != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
 }
 
 }  // namespace
@@ -157,6 +171,9 @@ std::vector<SqlRow> PostgresReader::query(std::string_view sql,
         row.values.emplace_back(std::monostate{});
       } else if (is_integer_type(PQftype(result.get(), c))) {
         row.values.emplace_back(std::int64_t{std::stoll(PQgetvalue(result.get(), r, c))});
+      } else if (const auto whole =
+                     whole_numeric(PQftype(result.get(), c), PQgetvalue(result.get(), r, c))) {
+        row.values.emplace_back(*whole);
       } else {
         row.values.emplace_back(std::string(PQgetvalue(result.get(), r, c)));
       }

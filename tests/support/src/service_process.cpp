@@ -124,7 +124,7 @@ ServiceProcess::ServiceProcess(ServiceOptions options) : options_(std::move(opti
 
 ServiceProcess::~ServiceProcess() {
   if (pid_ > 0) {
-    ::kill(pid_, SIGKILL);
+    ::kill(-pid_, SIGKILL);  // its process group: children it forked (nginx's workers) too
     int status = 0;
     while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
     }
@@ -216,6 +216,11 @@ void ServiceProcess::spawn() {
 }
 
 void ServiceProcess::start() {
+  launch();
+  await_ready();
+}
+
+void ServiceProcess::launch() {
   {
     std::ofstream log(options_.log_path, std::ios::app);
     log << "----- ServiceProcess: starting " << options_.binary.string();
@@ -225,6 +230,9 @@ void ServiceProcess::start() {
     log << '\n';
   }
   spawn();
+}
+
+void ServiceProcess::await_ready() {
   if (!wait_ready()) {
     const bool still_running = running();
     if (still_running) {
@@ -302,7 +310,7 @@ ExitStatus ServiceProcess::stop(std::chrono::milliseconds grace, int signal) {
     }
     std::this_thread::sleep_for(10ms);
   }
-  ::kill(pid_, SIGKILL);
+  ::kill(-pid_, SIGKILL);  // its process group: children it forked (nginx's workers) too
   reap_blocking();
   last_exit_.killed_after_timeout = true;
   return last_exit_;
@@ -312,7 +320,7 @@ ExitStatus ServiceProcess::kill9() {
   if (!running()) {
     return last_exit_;
   }
-  ::kill(pid_, SIGKILL);
+  ::kill(-pid_, SIGKILL);  // its process group: children it forked (nginx's workers) too
   return reap_blocking();
 }
 

@@ -57,6 +57,10 @@ class ServiceProcess {
   // Starts the process and waits until it is ready. Throws std::runtime_error (with the log
   // tail) if it exits early or is not ready within start_timeout.
   void start();
+  // start() in two steps, to start several processes at once. The child dies with the thread
+  // that launched it (PR_SET_PDEATHSIG): launch from a thread that outlives it.
+  void launch();
+  void await_ready();
   // Sends `signal` (SIGTERM by default), waits up to `grace`, then SIGKILL. Returns how the
   // process ended.
   ExitStatus stop(std::chrono::milliseconds grace = std::chrono::milliseconds{5000},
