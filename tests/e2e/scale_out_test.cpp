@@ -158,5 +158,40 @@ TEST_F(ScaleOut, KillingOneInstanceMidRunLosesNothingAcknowledged) {
   EXPECT_TRUE(list_payments("status=submitting").empty());
 }
 
+// The payments a dead instance was still trying to send (the provider was down) are taken over by
+// another instance once their lease is up: each is sent, and sent by a live instance.
+TEST_F(ScaleOut, ADeadInstancesUnsentPaymentsAreSentByAnother) {
+  start_sim({"--callbacks-min", "1", "--callbacks-max", "2"});
+  start_instances(2, {});
+  set_provider_down(true);
+  HttpClient first(instance(0).port(), 10s);
+  std::set<std::int64_t> waiting;
+  for (int i = 0; i < 20; ++i) {
+    const auto response = first.post_json("/payments", json::object{{"account_id", 1},
+                                                                     {"amount_cents", -100 - i},
+                                                                     {"merchant_name", "m"}});
+    ASSERT_EQ(response.status, 202U) << response.describe();
+    waiting.insert(int_field(response.object(), "money_movement_id"));
+  }
+  instance(0).kill9();
+  const auto killed_at = std::chrono::steady_clock::now();
+  set_provider_down(false);
+  // The survivor sends them after their lease (10 s by default) and its own backoff.
+  const auto still_pending = wait_for_quiescence(60s);
+  ASSERT_FALSE(still_pending) << "not quiescent: " << *still_pending;
+  const double taken_over_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+  std::cerr << "[ measured ] the dead instance's payments were all sent " << taken_over_s
+            << " s after it died\n";
+  const Truth truth = this->truth();
+  for (const auto id : waiting) {
+    EXPECT_EQ(truth.movements.count(id), 1U) << "payment " << id << " never reached the provider";
+  }
+  EXPECT_GT(instance_metric(1, "payment_service_provider_resends_total"), 0)
+      << "the survivor re-sent nothing";
+  expect_service_matches_truth(truth);
+  expect_ledger_invariants();
+}
+
 }  // namespace
 }  // namespace e2e
