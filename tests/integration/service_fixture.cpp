@@ -207,7 +207,8 @@ void ServiceTest::SetUp() {
 }
 
 void ServiceTest::TearDown() {
-  if (!skip_invariant_check_ && (database_ || std::filesystem::exists(db_path()))) {
+  if (!skip_invariant_check_ &&
+      (database_ || database_url_override_ || std::filesystem::exists(db_path()))) {
     const auto violations = invariant_violations();
     EXPECT_TRUE(violations.empty()) << "ledger invariants violated:\n"
                                     << [&] {

@@ -115,6 +115,7 @@ class ServiceTest : public ::testing::Test {
   [[nodiscard]] std::filesystem::path db_path() const { return dir_ / "db.sqlite"; }
   // What the service's DATABASE_URL is: the SQLite file, or the test's PostgreSQL database.
   [[nodiscard]] std::string database_url() const {
+    if (database_url_override_) return *database_url_override_;
     return database_ ? database_->url() : "sqlite:" + db_path().string();
   }
   [[nodiscard]] std::uint16_t port() const { return port_; }
@@ -157,6 +158,8 @@ class ServiceTest : public ::testing::Test {
 
   // Set by tests that intentionally left the service stopped / killed at the end.
   bool skip_invariant_check_ = false;
+  // Set before ServiceTest::SetUp by fixtures that bring their own database.
+  std::optional<std::string> database_url_override_;
 
  private:
   std::vector<std::string> service_args() const;

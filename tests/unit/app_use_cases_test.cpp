@@ -228,7 +228,7 @@ TEST(AppQueries, AStoreThatCannotBeOpenedLeavesAQueryAsUnavailable) {
     ADD_FAILURE() << "ping of an unusable store succeeded";
   } catch (const Unavailable& e) {
     EXPECT_EQ(std::string(e.what()),
-              "unsupported DATABASE_URL (expected sqlite:PATH): nosuch:anything");
+              "unsupported DATABASE_URL (expected sqlite:PATH, postgresql://... or postgres://...)");
   }
   const PaymentQuery query{};
   EXPECT_THROW(await(queries.list_payments(query)), Unavailable);
