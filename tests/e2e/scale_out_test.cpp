@@ -53,8 +53,7 @@ class ScaleOut : public EndToEndTest {
               << std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()
               << " s after the load\n";
     const Truth truth = this->truth();
-    std::cerr << "[ measured ] truth counters: " << boost::json::serialize(truth.counters)
-              << "\n";
+    std::cerr << "[ measured ] truth counters: " << boost::json::serialize(truth.counters) << "\n";
     for (const auto id : acknowledged) {
       EXPECT_EQ(truth.movements.count(id), 1U) << "acknowledged payment " << id << " was lost";
     }
@@ -167,9 +166,9 @@ TEST_F(ScaleOut, ADeadInstancesUnsentPaymentsAreSentByAnother) {
   HttpClient first(instance(0).port(), 10s);
   std::set<std::int64_t> waiting;
   for (int i = 0; i < 20; ++i) {
-    const auto response = first.post_json("/payments", json::object{{"account_id", 1},
-                                                                     {"amount_cents", -100 - i},
-                                                                     {"merchant_name", "m"}});
+    const auto response = first.post_json(
+        "/payments",
+        json::object{{"account_id", 1}, {"amount_cents", -100 - i}, {"merchant_name", "m"}});
     ASSERT_EQ(response.status, 202U) << response.describe();
     waiting.insert(int_field(response.object(), "money_movement_id"));
   }

@@ -85,8 +85,8 @@ bool on_postgres();
 
 // First statement of a test about the SQLite file itself (its WAL, the disk under it): such a
 // test has no PostgreSQL counterpart and is skipped there, saying so.
-#define SQLITE_FILE_TEST()                                                          \
-  do {                                                                              \
+#define SQLITE_FILE_TEST()                                                            \
+  do {                                                                                \
     if (::integration::on_postgres()) GTEST_SKIP() << "about the SQLite file itself"; \
   } while (false)
 

@@ -227,8 +227,9 @@ TEST(AppQueries, AStoreThatCannotBeOpenedLeavesAQueryAsUnavailable) {
     await(queries.ping());
     ADD_FAILURE() << "ping of an unusable store succeeded";
   } catch (const Unavailable& e) {
-    EXPECT_EQ(std::string(e.what()),
-              "unsupported DATABASE_URL (expected sqlite:PATH, postgresql://... or postgres://...)");
+    EXPECT_EQ(
+        std::string(e.what()),
+        "unsupported DATABASE_URL (expected sqlite:PATH, postgresql://... or postgres://...)");
   }
   const PaymentQuery query{};
   EXPECT_THROW(await(queries.list_payments(query)), Unavailable);

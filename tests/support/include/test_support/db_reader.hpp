@@ -41,8 +41,8 @@ class DbReader {
 
   // Runs one statement with positional parameters ?1, ?2 ... (also on PostgreSQL). Integers of
   // any width come back as int64, text as string, NULL as monostate. Throws on error.
-  [[nodiscard]] virtual std::vector<SqlRow> query(std::string_view sql,
-                                                  const std::vector<SqlValue>& params = {}) const = 0;
+  [[nodiscard]] virtual std::vector<SqlRow> query(
+      std::string_view sql, const std::vector<SqlValue>& params = {}) const = 0;
   virtual void exec(std::string_view sql) const = 0;
   // Every query between these two sees one committed state, even while the service writes.
   virtual void begin_snapshot() const = 0;

@@ -22,15 +22,15 @@ bool postgres_required();
 
 // Skips the current test (or fails it, see postgres_required) when no test cluster runs. Use as
 // the first statement of a test or fixture SetUp.
-#define PS_NEED_POSTGRES()                                                                  \
-  do {                                                                                      \
-    if (!::test_support::postgres_admin_url()) {                                            \
-      if (::test_support::postgres_required()) {                                            \
-        FAIL() << "PS_REQUIRE_POSTGRES=1 but PS_TEST_POSTGRES_URL is not set";              \
-      }                                                                                     \
-      GTEST_SKIP() << "no PostgreSQL test cluster (scripts/test starts one: "               \
-                      "scripts/pg-test-cluster)";                                           \
-    }                                                                                       \
+#define PS_NEED_POSTGRES()                                                     \
+  do {                                                                         \
+    if (!::test_support::postgres_admin_url()) {                               \
+      if (::test_support::postgres_required()) {                               \
+        FAIL() << "PS_REQUIRE_POSTGRES=1 but PS_TEST_POSTGRES_URL is not set"; \
+      }                                                                        \
+      GTEST_SKIP() << "no PostgreSQL test cluster (scripts/test starts one: "  \
+                      "scripts/pg-test-cluster)";                              \
+    }                                                                          \
   } while (false)
 
 // A new, empty database on the test cluster, dropped (with its connections) on destruction.
