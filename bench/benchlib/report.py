@@ -346,21 +346,22 @@ def chart(results: dict, png: Path, work: Path) -> bool:
         return False
     data = work / "chart.dat"
     with open(data, "w") as f:
-        f.write("label " + " ".join(keys) + "\n")
-        for k, label in labels.items():
+        for k in labels:
             values = [per_target[t].get(k) for t in keys]
-            f.write(f'"{label}" ' + " ".join("?" if v is None else f"{v[2]:.0f}"
-                                             for v in values) + "\n")
+            f.write(" ".join("?" if v is None else f"{v[2]:.0f}" for v in values) + "\n")
     n = len(keys)
     colours = [PALETTE.get(t, FALLBACK_COLOURS[i % len(FALLBACK_COLOURS)])
                for i, t in enumerate(keys)]
+    width = 1.0 / (n + 1)
+    xtics = ", ".join(f'"{label}" {j}' for j, label in enumerate(labels.values()))
+    offsets = [(i - (n - 1) / 2.0) * width for i in range(n)]
     bars = ", \\\n     ".join(
-        f"'{data}' using {i + 2}:xtic(1) title columnheader({i + 2}) lc rgb \"{colours[i]}\""
-        for i in range(n))
+        f"'{data}' using ($0 + {offsets[i]:.4f}):{i + 1}:({width:.4f}) with boxes "
+        f"lc rgb \"{colours[i]}\" title \"{keys[i]}\"" for i in range(n))
     value_labels = ", \\\n     ".join(
-        f"'{data}' using ($0 + ({i} - ({n} - 1) / 2.0) / ({n} + 1.0)):{i + 2}:"
-        f"(sprintf(\"%.0f\", ${i + 2})) with labels rotate left offset 0,0.4 font \"sans,7\" "
-        "notitle" for i in range(n))
+        f"'{data}' using ($0 + {offsets[i]:.4f}):{i + 1}:(sprintf(\"%.0f\", ${i + 1})) "
+        "with labels left rotate by 90 offset 0,0.3 font \"sans,7\" notitle"
+        for i in range(n))
     quick = " (quick run)" if results["config"].get("quick") else ""
     repeats = results["config"]["repeat"]
     script = f"""
@@ -368,13 +369,12 @@ set terminal pngcairo noenhanced size 1300,600 font "sans,10"
 set output '{png}'
 set title "payment_service, {results['machine']['nproc']} cores, load generator on the same machine: medians of {repeats}{quick}"
 set datafile missing "?"
-set style data histogram
-set style histogram cluster gap 1
 set style fill solid 0.85 border -1
-set boxwidth 0.9
+set xrange [-0.6:{len(labels) - 0.4}]
+set xtics ({xtics})
 set grid ytics
 set yrange [0:*]
-set offsets 0, 0, graph 0.08, 0
+set offsets 0, 0, graph 0.1, 0
 set format y "%.0f"
 set ylabel "requests/s"
 set xtics rotate by 25 right nomirror
@@ -542,7 +542,7 @@ def _scenario_details(key: str, s: dict) -> list[str]:
                 f"| RSS right after the fill (not restarted) | "
                 f"{f['rss_after_fill_kb'] / 1024:.1f} MB |",
                 f"| database size | {f.get('database_bytes', 0) / 1e6:,.0f} MB |",
-                "| start-up (process start to /healthz 200), per restart | "
+                "| start-up (process start until it answers), per restart | "
                 + ", ".join(f"{x * 1000:.0f} ms" for x in f["startup_s"]) + " |",
                 "| RSS idle 1 s after start, per restart | "
                 + ", ".join(f"{x / 1024:.1f} MB" for x in f["rss_idle_full_kb"]) + " |",
@@ -615,7 +615,8 @@ def render(results: dict, png_name: str | None, analysis: str | None) -> str:
             "before the next scenario starts, so the targets see the same machine.", ""]
 
     if len(keys) > 1 or "sqlite" not in keys:
-        out += ["## Side by side (medians; ratio to SQLite of the same run)", ""]
+        out += ["## Side by side (medians" + ("; ratio to SQLite of the same run)"
+                                             if "sqlite" in keys else ")"), ""]
         out += side_by_side(results)
     else:
         out += ["## Summary (medians)", "",

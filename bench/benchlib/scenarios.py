@@ -247,6 +247,12 @@ class Callbacks(Scenario):
             checks.check("callbacks answered 201 = callbacks applied (/metrics)",
                          answered == applied, f"{answered:,} answered, {applied:,.0f} applied"),
         ]
+        if svc.instance_ports and len(svc.instance_ports) > 1:
+            per = [int(_metric(m, "payment_service_callbacks_applied_total"))
+                   for m in svc.metrics_per_instance()]
+            out.append(checks.check("every instance applied callbacks (nginx spread the load)",
+                                    all(n > 0 for n in per),
+                                    "applied per instance: " + ", ".join(f"{n:,}" for n in per)))
         db = b.target.database(svc)
         if db is not None:
             out += checks.ledger_invariants(db, api_accounts)
@@ -543,7 +549,10 @@ class Memory(Scenario):
                      "pumped through the real service and simulator (`loadgen payments`, "
                      "--no-callbacks, DATABASE_DURABLE=false for the fill only); then the "
                      f"service restarted {cfg.repeat} times on that database (durable): start-up "
-                     "= process start until GET /healthz answers 200; RSS 1 s after start; "
+                     "= process start until GET /healthz answers 200 (on PostgreSQL GET "
+                     "/readyz, the database reached; with several instances, from the first "
+                     "one's start until nginx answers); RSS 1 s after start (of every "
+                     "instance, summed); "
                      "then RSS after a short GET /payments + callbacks load")
         state = b.target.new_state(ctx)
         durable = ServiceOptions()

@@ -103,10 +103,13 @@ class Service:
     def metrics(self) -> dict[str, float]:
         """GET /metrics of every instance, summed series by series (counters add up)."""
         total: dict[str, float] = {}
-        for port in self.instance_ports or [self.port]:
-            for k, v in http.prometheus_values(port).items():
+        for values in self.metrics_per_instance():
+            for k, v in values.items():
                 total[k] = total.get(k, 0.0) + v
         return total
+
+    def metrics_per_instance(self) -> list[dict[str, float]]:
+        return [http.prometheus_values(port) for port in self.instance_ports or [self.port]]
 
     def stop(self) -> list[int | None]:
         return [p.stop() for p in self.procs]
