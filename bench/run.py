@@ -2,11 +2,13 @@
 """Benchmark suite of payment_service (issue 3). Usually started through `scripts/bench`, which
 builds the Release binaries first. Standard library only.
 
-    bench/run.py [--quick] [--repeat N] [--only accounts,callbacks,...] [--target sqlite]
+    bench/run.py [--quick] [--repeat N] [--only accounts,callbacks,...]
+                 [--target sqlite,postgres,postgres3]
     bench/run.py --report-only bench/results/ID.json
 
-Writes bench/results/ID.json (+ ID.md, ID.png) and, for a full run of every scenario,
-docs/benchmarks.md and docs/benchmarks.png.
+Every scenario runs on each target in turn (scenario by scenario, so the targets see the same
+machine conditions). Writes bench/results/ID.json (+ ID.md, ID.png) and, for a full run of every
+scenario, docs/benchmarks.md and docs/benchmarks.png.
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ sys.path.insert(0, str(REPO / "bench"))
 from benchlib import report, tools  # noqa: E402
 from benchlib.procs import Context, log  # noqa: E402
 from benchlib.scenarios import SCENARIOS, Bench, Config  # noqa: E402
-from benchlib.targets import TARGETS  # noqa: E402
+from benchlib.targets import PG_CLUSTER, TARGETS  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 ANALYSIS = REPO / "bench" / "analysis.md"
 
 
+DEFAULT_TARGETS = ("sqlite", "postgres", "postgres3")
 BINARIES = ("payment_service", "payment_provider_sim", "loadgen", "libfsync_delay.so")
 
 
@@ -110,8 +113,11 @@ def parse_args(argv):
     p.add_argument("--warmup", type=float, help="seconds of warm-up (default 3)")
     p.add_argument("--only", help="comma-separated scenarios: "
                    + ",".join(s.key for s in SCENARIOS))
-    p.add_argument("--target", default="sqlite", choices=sorted(TARGETS),
-                   help="store/topology under test (default sqlite)")
+    p.add_argument("--target", default=",".join(DEFAULT_TARGETS),
+                   help="comma-separated stores/topologies under test, each scenario runs on "
+                        "each: " + ", ".join(f"{k} ({t.description})" for k, t in
+                                             TARGETS.items())
+                        + f" (default {','.join(DEFAULT_TARGETS)})")
     p.add_argument("--accounts", type=int, help="accounts used by the load (default 10)")
     p.add_argument("--callback-payments", type=int,
                    help="payments that receive callbacks in scenarios 2 and 5 (default 5000)")
@@ -137,6 +143,9 @@ def parse_args(argv):
     p.add_argument("--no-docs", dest="docs", action="store_false")
     p.add_argument("--bin-dir", default=str(REPO / "build" / "bin"))
     p.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory")
+    p.add_argument("--baseline", default=str(report.BASELINE),
+                   help="SQLite figures to compare this run's SQLite with (default "
+                        "bench/baseline-sqlite.json; '' for none)")
     p.add_argument("--report-only", metavar="RESULTS_JSON",
                    help="only render docs from an existing results file")
     return p.parse_args(argv)
@@ -193,7 +202,17 @@ def main(argv) -> int:
             return 2
         chosen = [s for s in SCENARIOS if s.key in keys]
     docs = args.docs if args.docs is not None else (not cfg.quick and not args.only)
-    for tool in ("wrk", "nginx", "gnuplot"):
+    target_keys = list(dict.fromkeys(k.strip() for k in args.target.split(",") if k.strip()))
+    unknown = [k for k in target_keys if k not in TARGETS]
+    if unknown or not target_keys:
+        print(f"unknown target(s): {', '.join(unknown) or '(none)'}; known: "
+              f"{', '.join(TARGETS)}", file=sys.stderr)
+        return 2
+    targets = [TARGETS[k] for k in target_keys]
+    tools_needed = ["wrk", "nginx", "gnuplot"]
+    if any(k != "sqlite" for k in target_keys):
+        tools_needed.append("psql")
+    for tool in tools_needed:
         if shutil.which(tool) is None:
             print(f"{tool} is missing: run scripts/install-deps", file=sys.stderr)
             return 2
@@ -213,11 +232,13 @@ def main(argv) -> int:
     results = {
         "id": rid,
         "command": " ".join(["scripts/bench"] + argv),
-        "target": f"{args.target}: {TARGETS[args.target].description}",
+        "targets": {t.key: t.description for t in targets},
         "config": dataclasses.asdict(cfg),
         "machine": machine_facts(cmake_build_type(Path(args.bin_dir))),
-        "scenarios": {},
+        "by_target": {t.key: {} for t in targets},
     }
+    if args.baseline and "sqlite" in target_keys:
+        results["sqlite_baseline"] = report.load_baseline(Path(args.baseline))
     ctx = Context(REPO, Path(args.bin_dir), keep_tmp=args.keep_tmp)
     started = time.monotonic()
     failed = False
@@ -231,39 +252,57 @@ def main(argv) -> int:
         results["machine"]["fsync"] = (
             f"4 KiB write + fdatasync in {Path(tempfile.gettempdir())} ({_fs_type(ctx.root)}): "
             f"p50 {fsync['p50_us']} us, p99 {fsync['p99_us']} us")
-        bench = Bench(ctx, cfg, TARGETS[args.target])
+        for target in targets:
+            target.prepared = True
+            target.prepare(ctx)
+        if PG_CLUSTER.settings:
+            results["machine"]["postgres"] = ", ".join(
+                f"{k} {v}" for k, v in PG_CLUSTER.settings.items())
         for scenario in chosen:
-            log(f"=== {scenario.title}")
-            t0 = time.monotonic()
-            try:
-                res = scenario.run(bench)
-            except KeyboardInterrupt:
-                raise
-            except Exception:
-                failed = True
-                res = {"key": scenario.key, "title": scenario.title, "target": args.target,
-                       "error": traceback.format_exc()}
-                log(f"{scenario.key} failed:\n{res['error']}")
-            finally:
-                ctx.stop_all()  # whatever the scenario left running
-            res["wall_s"] = round(time.monotonic() - t0, 1)
-            bad = [c for c in res.get("checks", []) if not c["ok"]]
-            for c in bad:
-                log(f"CHECK FAILED: {c['what']}: {c['detail']}")
-            failed = failed or bool(bad)
-            results["scenarios"][scenario.key] = res
-            log(f"{scenario.key}: done in {res['wall_s']:.0f} s")
+            for target in targets:
+                log(f"=== {scenario.title} [{target.key}]")
+                bench = Bench(ctx, cfg, target)
+                t0 = time.monotonic()
+                try:
+                    res = scenario.run(bench)
+                except KeyboardInterrupt:
+                    raise
+                except Exception:
+                    failed = True
+                    res = {"key": scenario.key, "title": scenario.title, "target": target.key,
+                           "error": traceback.format_exc()}
+                    log(f"{scenario.key} [{target.key}] failed:\n{res['error']}")
+                finally:
+                    ctx.stop_all()  # whatever the scenario left running
+                    try:
+                        target.after_scenario(ctx)
+                    except Exception as e:  # noqa: BLE001 - the next scenario gets a fresh one
+                        log(f"{target.key}: clean-up after {scenario.key}: {e}")
+                res["wall_s"] = round(time.monotonic() - t0, 1)
+                bad = [c for c in res.get("checks", []) if not c["ok"]]
+                for c in bad:
+                    log(f"CHECK FAILED [{target.key}]: {c['what']}: {c['detail']}")
+                failed = failed or bool(bad)
+                results["by_target"][target.key][scenario.key] = res
+                log(f"{scenario.key} [{target.key}]: done in {res['wall_s']:.0f} s")
     except KeyboardInterrupt as e:
         log(f"interrupted ({e}); stopping every process")
         return 130
     finally:
+        ctx.stop_all()
+        for target in targets:
+            if getattr(target, "prepared", False):
+                try:
+                    target.close()
+                except Exception as e:  # noqa: BLE001 - keep cleaning up
+                    log(f"{target.key}: close: {e}")
         ctx.close()
     results["wall_s"] = round(time.monotonic() - started, 1)
     if failed and docs:
         log("a scenario failed or a check failed: docs/ left unchanged")
         docs = False
     write_outputs(results, docs)
-    for t in report.evaluate(results):
+    for t in report.evaluate_all(results):
         log(f"target: {t['target']}: {t['measured']} -> "
             f"{ {True: 'met', False: 'NOT met', None: 'not evaluated'}[t['met']] }")
     return 1 if failed else 0

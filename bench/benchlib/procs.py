@@ -143,6 +143,52 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / _CLK_TCK
 
 
+def process_tree(root: int) -> list[int]:
+    """`root` and every live descendant of it (by parent pid), e.g. a postmaster and its
+    backends and background workers."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        fields = _read_stat(int(entry))
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def pid_cpu_seconds(pid: int, reaped_children: bool = False) -> float:
+    """User + system CPU of one process; with reaped_children, plus that of its children that
+    exited and were waited for (cutime, cstime): a postmaster's ended backends."""
+    fields = _read_stat(pid)
+    if fields is None:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / _CLK_TCK
+
+
+def pid_memory_kb(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of one process in KiB. PSS divides shared pages among the processes that map
+    them, so summing it over a postmaster's processes counts shared_buffers once."""
+    rss = pss = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Rss:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, pss
+
+
 def machine_cpu() -> tuple[float, float]:
     """(busy seconds, total seconds) summed over all cores since boot, from /proc/stat.
     Busy counts user+nice+system+irq+softirq+steal; idle and iowait are not busy."""

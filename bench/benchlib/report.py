@@ -1,10 +1,19 @@
-"""docs/benchmarks.md and its chart, generated from one results JSON (bench/results/*.json)."""
+"""docs/benchmarks.md and its chart, generated from one results JSON (bench/results/*.json).
+
+A results file holds every target of the run: results["by_target"][target][scenario]. Files
+written before several targets existed (results["scenarios"], results["target"]) are read
+through normalize().
+"""
 
 from __future__ import annotations
 
+import json
 import statistics
 import subprocess
 from pathlib import Path
+
+BASELINE = Path(__file__).resolve().parent.parent / "baseline-sqlite.json"
+SQLITE_NOISE = 0.10  # "SQLite unchanged within noise": every figure within +-10% of the baseline
 
 # (scenario, measure) -> target, checked by evaluate(); the issue's numbers.
 TARGETS_TEXT = {
@@ -26,8 +35,10 @@ def _ok(sc: dict | None) -> bool:
     return bool(sc) and "error" not in sc
 
 
-def evaluate(results: dict) -> list[dict]:
-    sc = results.get("scenarios", {})
+def evaluate(results: dict, target: str = "sqlite") -> list[dict]:
+    """Issue 3's targets (set for SQLite), on one target's scenarios."""
+    results = normalize(results)
+    sc = results["by_target"].get(target, {})
     rows = []
 
     def add(key, measured, met, note=""):
@@ -147,9 +158,9 @@ def _checks(sc: dict) -> list[str]:
     return out
 
 
-def summary_rows(results: dict) -> list[tuple]:
-    """(scenario, measure, rps, p50, p99, label for the chart, colour) of every headline number."""
-    sc = results.get("scenarios", {})
+def summary_rows(sc: dict) -> list[tuple]:
+    """(scenario, measure, rps, p50, p99, label for the chart, colour, scenario key, variant)
+    of every headline number of one target's scenarios."""
     rows = []
 
     def add(key, variant, label, chart, colour):
@@ -157,7 +168,7 @@ def summary_rows(results: dict) -> list[tuple]:
         if _ok(s) and variant in s["summary"]:
             v = s["summary"][variant]
             rows.append((s["title"].split(" ", 1)[0].rstrip("."), label, v["rps"], v["p50_ms"],
-                         v["p99_ms"], chart, colour))
+                         v["p99_ms"], chart, colour, key, variant))
 
     add("accounts", "payment_service", "GET /accounts, payment_service", "GET /accounts",
         "#1f77b4")
@@ -192,44 +203,178 @@ def summary_rows(results: dict) -> list[tuple]:
     return rows
 
 
-def chart_targets(results: dict) -> dict:
-    """Chart label -> the issue's target in requests/s, where it is one."""
-    out = {"callbacks": 25000, "POST /payments": 10000, "lifecycle (payments/s)": 5000}
-    a = results.get("scenarios", {}).get("accounts")
-    if _ok(a):
-        out["GET /accounts"] = 0.8 * a["summary"]["nginx"]["rps"]
-    ab = results.get("scenarios", {}).get("ablation")
-    if _ok(ab):
-        out["callbacks group commit"] = 10 * ab["summary"]["one commit per request"]["rps"]
-        if "one commit per request, slower disk" in ab["summary"]:
-            out["group commit, slow flush"] = (
-                10 * ab["summary"]["one commit per request, slower disk"]["rps"])
+def normalize(results: dict) -> dict:
+    """The several-targets shape, also for a results file of one target written before."""
+    if "by_target" in results:
+        return results
+    key, _, description = results.get("target", "sqlite: ").partition(": ")
+    out = dict(results)
+    out["targets"] = {key: description}
+    out["by_target"] = {key: results.get("scenarios", {})}
     return out
 
 
+def _target_keys(results: dict) -> list[str]:
+    return list(normalize(results)["by_target"])
+
+
+def _headline(sc: dict) -> dict[tuple[str, str], tuple]:
+    """(scenario key, variant) -> summary row, for one target."""
+    return {(r[7], r[8]): r for r in summary_rows(sc)}
+
+
+def _fig(results: dict, target: str, key: str, variant: str | None = None):
+    """A target's median requests/s of a scenario's headline variant (None if missing)."""
+    sc = normalize(results)["by_target"].get(target, {}).get(key)
+    if not _ok(sc):
+        return None
+    if variant is None:
+        variant = {"accounts": "payment_service", "callbacks": "group commit (default)",
+                   "payments": "payment_service", "ablation": "group commit (default)",
+                   "lifecycle": sc["summary"].get("primary")}.get(key)
+    v = sc["summary"].get(variant)
+    return v["rps"] if isinstance(v, dict) else None
+
+
+def load_baseline(path: Path = BASELINE) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def sqlite_vs_baseline(results: dict) -> list[dict]:
+    """SQLite of this run against the committed baseline (bench/baseline-sqlite.json): one row
+    per figure with both medians and their ratio."""
+    base = results.get("sqlite_baseline")
+    sc = normalize(results)["by_target"].get("sqlite")
+    if not base or sc is None:
+        return []
+    rows = []
+    for fig in base["figures"]:
+        now = None
+        s = sc.get(fig["scenario"])
+        if _ok(s) and isinstance(s["summary"].get(fig["variant"]), dict):
+            now = s["summary"][fig["variant"]]["rps"]
+        rows.append({**fig, "now": now,
+                     "ratio": round(now / fig["rps"], 3) if now is not None else None})
+    return rows
+
+
+ISSUE9_TEXT = {
+    "pg_callbacks": "callbacks, one instance on PostgreSQL, at least 10,000/s",
+    "pg3_callbacks_ratio": "callbacks, three instances at least 0.8 of one instance",
+    "pg_payments": "`POST /payments` through the simulator at least 5,000/s",
+    "pg_lifecycle": "full lifecycle at least 2,500 payments/s",
+    "pg_accounts": "`GET /accounts` (read from the database on every request) at least "
+                   "20,000/s",
+    "sqlite_unchanged": f"SQLite figures unchanged within noise (every one within "
+                        f"±{SQLITE_NOISE:.0%} of the baseline)",
+}
+
+
+def evaluate_pg(results: dict) -> list[dict]:
+    """Issue 9's targets: PostgreSQL, one and three instances, and SQLite unchanged."""
+    results = normalize(results)
+    keys = _target_keys(results)
+    rows = []
+
+    def add(key, target, measured, met, note=""):
+        rows.append({"key": key, "target": ISSUE9_TEXT[key] + (f" ({target})" if target else ""),
+                     "measured": measured, "met": met, "note": note})
+
+    one = _fig(results, "postgres", "callbacks")
+    three = _fig(results, "postgres3", "callbacks")
+    sqlite_cb = _fig(results, "sqlite", "callbacks")
+    if one is not None:
+        add("pg_callbacks", "postgres", f"{one:,.0f}/s", one >= 10000,
+            f"SQLite {sqlite_cb:,.0f}/s in the same run" if sqlite_cb else "")
+    if one is not None and three is not None:
+        add("pg3_callbacks_ratio", "postgres3 / postgres", f"{three / one:.2f} ({three:,.0f} vs "
+            f"{one:,.0f}/s)", three / one >= 0.8)
+    for target in ("postgres", "postgres3"):
+        if target not in keys:
+            continue
+        v = _fig(results, target, "payments")
+        if v is not None:
+            add("pg_payments", target, f"{v:,.0f}/s", v >= 5000)
+        lc = results["by_target"][target].get("lifecycle")
+        v = _fig(results, target, "lifecycle")
+        if v is not None:
+            primary = lc["summary"]["primary"]
+            add("pg_lifecycle", target, f"{v:,.0f} payments/s ({primary} in "
+                f"{lc['summary'][primary]['seconds_total']:.2f} s)", v >= 2500)
+        v = _fig(results, target, "accounts")
+        if v is not None:
+            add("pg_accounts", target, f"{v:,.0f}/s", v >= 20000)
+    cmp = sqlite_vs_baseline(results)
+    service_rows = [r for r in cmp if not r.get("reference") and r["ratio"] is not None]
+    if service_rows:
+        worst = min(service_rows, key=lambda r: r["ratio"])
+        best = max(service_rows, key=lambda r: r["ratio"])
+        within = all(abs(r["ratio"] - 1) <= SQLITE_NOISE for r in service_rows)
+        ref = [r for r in cmp if r.get("reference") and r["ratio"] is not None]
+        quick = results["config"].get("quick")
+        note = ("quick run: 1.5 s measurements are not comparable with the baseline's 10 s"
+                if quick else "")
+        if ref:
+            note += ("; " if note else "") + ", ".join(
+                f"{r['label']}: {r['ratio']:.2f}x (the machine's own speed)" for r in ref)
+        add("sqlite_unchanged", "", f"{len(service_rows)} figures, {worst['ratio']:.2f}x "
+            f"({worst['label']}) to {best['ratio']:.2f}x ({best['label']})",
+            None if quick else within, note)
+    return rows
+
+
+def evaluate_all(results: dict) -> list[dict]:
+    out = evaluate(results) if "sqlite" in _target_keys(results) else []
+    return out + evaluate_pg(results)
+
+
+PALETTE = {"sqlite": "#1f77b4", "postgres": "#ff7f0e", "postgres3": "#2ca02c"}
+FALLBACK_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+
+
 def chart(results: dict, png: Path, work: Path) -> bool:
-    rows = summary_rows(results)
-    if not rows:
+    """Clustered bars: one cluster per headline figure, one bar per target."""
+    results = normalize(results)
+    keys = _target_keys(results)
+    per_target = {t: _headline(results["by_target"][t]) for t in keys}
+    labels: dict[tuple, str] = {}
+    for t in keys:
+        for k, row in per_target[t].items():
+            if row[5] is not None and k not in labels:
+                labels[k] = row[5]
+    if not labels:
         return False
     data = work / "chart.dat"
-    targets = chart_targets(results)
     with open(data, "w") as f:
-        for _, _, rps, _, _, label, colour in rows:
-            if label is None:  # table only
-                continue
-            target = targets.get(label)
-            f.write(f'"{label}" {rps:.0f} {int(colour[1:], 16)} '
-                    f'{"NaN" if target is None else f"{target:.0f}"}\n')
+        for k in labels:
+            values = [per_target[t].get(k) for t in keys]
+            f.write(" ".join("?" if v is None else f"{v[2]:.0f}" for v in values) + "\n")
+    n = len(keys)
+    colours = [PALETTE.get(t, FALLBACK_COLOURS[i % len(FALLBACK_COLOURS)])
+               for i, t in enumerate(keys)]
+    width = 1.0 / (n + 1)
+    xtics = ", ".join(f'"{label}" {j}' for j, label in enumerate(labels.values()))
+    offsets = [(i - (n - 1) / 2.0) * width for i in range(n)]
+    bars = ", \\\n     ".join(
+        f"'{data}' using ($0 + {offsets[i]:.4f}):{i + 1}:({width:.4f}) with boxes "
+        f"lc rgb \"{colours[i]}\" title \"{keys[i]}\"" for i in range(n))
+    value_labels = ", \\\n     ".join(
+        f"'{data}' using ($0 + {offsets[i]:.4f}):{i + 1}:(sprintf(\"%.0f\", ${i + 1})) "
+        "with labels left rotate by 90 offset 0,0.3 font \"sans,7\" notitle"
+        for i in range(n))
     quick = " (quick run)" if results["config"].get("quick") else ""
     repeats = results["config"]["repeat"]
     script = f"""
-set terminal pngcairo noenhanced size 1100,560 font "sans,10"
+set terminal pngcairo noenhanced size 1300,600 font "sans,10"
 set output '{png}'
 set title "payment_service, {results['machine']['nproc']} cores, load generator on the same machine: medians of {repeats}{quick}"
+set datafile missing "?"
 set style fill solid 0.85 border -1
-set boxwidth 0.6
+set xrange [-0.6:{len(labels) - 0.4}]
+set xtics ({xtics})
 set grid ytics
 set yrange [0:*]
+set offsets 0, 0, graph 0.1, 0
 set format y "%.0f"
 set ylabel "requests/s"
 set xtics rotate by 25 right nomirror
@@ -238,9 +383,8 @@ set lmargin 10
 set rmargin 4
 set bmargin 8
 set key top right
-plot '{data}' using 0:2:3:xtic(1) with boxes lc rgb variable notitle, \\
-     '' using 0:2:(sprintf("%.0f", $2)) with labels offset 0,0.8 notitle, \\
-     '' using 0:4:(0.4) with xerrorbars lc rgb "#000000" lw 2 pt 0 title "target (issue 3)"
+plot {bars}, \\
+     {value_labels}
 """
     (work / "chart.gp").write_text(script)
     done = subprocess.run(["gnuplot", str(work / "chart.gp")], capture_output=True, text=True)
@@ -249,156 +393,298 @@ plot '{data}' using 0:2:3:xtic(1) with boxes lc rgb variable notitle, \\
     return True
 
 
+def _memory_rows(sc: dict) -> dict[str, tuple[float, str]]:
+    m = sc.get("memory")
+    if not _ok(m):
+        return {}
+    s, f = m["summary"], m["facts"]
+    out = {
+        "RSS of payment_service idle, empty database (MB)": (s["rss_idle_empty_mb"], "MB"),
+        f"RSS of payment_service idle, {s['payments_stored']:,} payments (MB)":
+            (s["rss_idle_full_mb"], "MB"),
+        "RSS of payment_service after GET /payments + callbacks load (MB)":
+            (s["rss_after_load_mb"], "MB"),
+        f"start-up with {s['payments_stored']:,} payments (ms)": (s["startup_ms"], "ms"),
+    }
+    for name, kb in f.get("memory_idle_full_kb", {}).items():
+        if name != "service":
+            out[f"{name} idle, {s['payments_stored']:,} payments (MB)"] = (round(kb / 1024, 1),
+                                                                            "MB")
+    if f.get("database_bytes"):
+        out["database size (MB)"] = (round(f["database_bytes"] / 1e6), "MB")
+    return out
+
+
+def _cpu_split(summary: dict) -> str:
+    cpu = summary.get("cpu_pct", {})
+    parts = [f"{k} {v:.0f}%" for k, v in cpu.items() if k != "bench runner"]
+    if "foreign_cpu_pct" in summary:
+        parts.append(f"others {summary['foreign_cpu_pct']:.0f}%")
+    return ", ".join(parts)
+
+
+def side_by_side(results: dict) -> list[str]:
+    """A table per scenario: each target's median and its ratio to SQLite of the same run."""
+    results = normalize(results)
+    keys = _target_keys(results)
+    by = results["by_target"]
+    has_sqlite = "sqlite" in keys
+    head = ["measure"]
+    for t in keys:
+        head += [f"{t} requests/s", f"{t} p99 ms"] + (
+            [f"{t} / sqlite"] if has_sqlite and t != "sqlite" else [])
+    out = []
+    scenario_keys = list(dict.fromkeys(k for t in keys for k in by[t]))
+    for skey in scenario_keys:
+        title = next(by[t][skey]["title"] for t in keys if skey in by[t])
+        out += [f"### {title}", ""]
+        out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        rows = {t: _headline(by[t]) for t in keys}
+        measures = list(dict.fromkeys(k for t in keys for k in rows[t] if k[0] == skey))
+        for m in measures:
+            label = next(rows[t][m][1] for t in keys if m in rows[t])
+            cells = [label]
+            base = rows.get("sqlite", {}).get(m)
+            for t in keys:
+                r = rows[t].get(m)
+                cells += [_fmt_rps(r[2]) if r else "", f"{r[4]:.2f}" if r else ""]
+                if has_sqlite and t != "sqlite":
+                    cells.append(f"{r[2] / base[2]:.2f}x" if r and base else "")
+            out.append("| " + " | ".join(cells) + " |")
+        if skey == "memory":
+            mem = {t: _memory_rows(by[t]) for t in keys}
+            for label in dict.fromkeys(k for t in keys for k in mem[t]):
+                cells = [label]
+                base = mem.get("sqlite", {}).get(label)
+                for t in keys:
+                    v = mem[t].get(label)
+                    cells += [f"{v[0]:,g}" if v else "", ""]
+                    if has_sqlite and t != "sqlite":
+                        cells.append(f"{v[0] / base[0]:.2f}x" if v and base and base[0] else "")
+                out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+        for t in keys:
+            s = by[t].get(skey)
+            if not _ok(s):
+                if s is not None:
+                    out.append(f"- {t}: **did not finish** (see below)")
+                continue
+            for variant, v in s["summary"].items():
+                if isinstance(v, dict) and v.get("cpu_pct") and (skey, variant) in rows[t]:
+                    mem = v.get("memory_mb")
+                    out.append(f"- {t}, {variant}: CPU (% of a core) {_cpu_split(v)}"
+                               + (f"; memory after the load (MB) "
+                                  + ", ".join(f"{k} {x:g}" for k, x in mem.items())
+                                  if mem else ""))
+                    break
+        out.append("")
+    return out
+
+
+def _targets_table(rows: list[dict]) -> list[str]:
+    out = ["| target | measured | |", "|---|---|---|"]
+    for t in rows:
+        note = f" ({t['note']})" if t["note"] else ""
+        out.append(f"| {t['target']} | {t['measured']} | {_met(t['met'])}{note} |")
+    return out
+
+
+def _scenario_details(key: str, s: dict) -> list[str]:
+    out = []
+    if "error" in s:
+        return ["**Did not finish:**", "", "```", s["error"].strip()[-2000:], "```", ""]
+    out += [s["what"] + ".", ""]
+    extra = []
+    if key in ("ablation", "callbacks"):
+        extra = [("rows/commit", "jobs_per_commit")]
+    elif key == "lifecycle":
+        extra = [("s total", "seconds_total"), ("s sending", "seconds_sending"),
+                 ("s after the last answer", "tail_s"), ("sending/s", "send_rps"),
+                 ("callbacks given up", "callbacks_gave_up")]
+    if s.get("variants"):
+        out += _runs_table(s["variants"], extra)
+        out.append("")
+    if key == "lifecycle":
+        out.append("requests/s here is payments per second from the first request until "
+                   "the last callback was applied; p50/p99 are the latencies of the "
+                   "`POST /payments` answers; \"sending/s\" is the rate while loadgen was "
+                   "still sending payments.")
+        out.append("")
+    if key == "accounts":
+        summ = s["summary"]
+        line = (f"Ratio payment_service / nginx: median {summ['ratio_to_nginx']:.2f}; "
+                f"per repeat {', '.join(f'{x:.2f}' for x in summ['ratio_per_repeat'])}. "
+                f"Body: {s['facts']['body_bytes']} bytes.")
+        if "per_core_ratio" in summ:
+            line += (f" Requests per CPU-second of the server process(es): payment_service "
+                     f"{summ['payment_service']['rps_per_server_core']:,}, nginx "
+                     f"{summ['nginx']['rps_per_server_core']:,} (ratio "
+                     f"{summ['per_core_ratio']:.2f}).")
+        out.append(line)
+        out.append("")
+        out += ["<details><summary>nginx.conf of the baseline</summary>", "", "```nginx",
+                s["facts"]["nginx_conf"].strip(), "```", "</details>", ""]
+    if key == "ablation":
+        summ = s["summary"]
+        out.append(f"Ratio group commit / one commit per request: median of requests/s "
+                   f"{summ['ratio']:.1f}x; per repeat "
+                   f"{', '.join(f'{x:.1f}' for x in summ['ratio_per_repeat'])}."
+                   + (f" Slower disk: {s['facts']['slower_disk']}."
+                      if "ratio_slower_disk" not in summ and s["facts"].get("slower_disk")
+                      else ""))
+        out.append("")
+    if key == "memory":
+        f = s["facts"]
+        out += ["| measure | value |", "|---|---|",
+                f"| RSS idle, empty database | {f['rss_idle_empty_kb'] / 1024:.1f} MB |",
+                f"| fill: {s['summary']['payments_stored']:,} payments | "
+                f"{f['fill_seconds']:.0f} s ({f['fill_rps']:,.0f}/s) |",
+                f"| RSS right after the fill (not restarted) | "
+                f"{f['rss_after_fill_kb'] / 1024:.1f} MB |",
+                f"| database size | {f.get('database_bytes', 0) / 1e6:,.0f} MB |",
+                "| start-up (process start until it answers), per restart | "
+                + ", ".join(f"{x * 1000:.0f} ms" for x in f["startup_s"]) + " |",
+                "| RSS idle 1 s after start, per restart | "
+                + ", ".join(f"{x / 1024:.1f} MB" for x in f["rss_idle_full_kb"]) + " |",
+                f"| RSS after the load below | {f['rss_after_load_kb'] / 1024:.1f} MB |"]
+        for name, kb in f.get("memory_idle_full_kb", {}).items():
+            if name != "service":
+                out.append(f"| {name}, idle after the last restart | {kb / 1024:.1f} MB |")
+        out.append("")
+        out += ["| load after restart | requests/s | p50 ms | p99 ms |", "|---|---|---|---|"]
+        for name, v in f["load"].items():
+            out.append(f"| {name} | {v['rps']:,.0f} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} |")
+        out.append("")
+    if s.get("discarded"):
+        out.append(f"Disturbed and measured again: {len(s['discarded'])} run(s) (others "
+                   "used " + ", ".join(f"{d['foreign_cpu_pct']:.0f}%" for d in
+                                        s["discarded"]) + " of a core).")
+        out.append("")
+    out += ["Checks:", ""] + _checks(s) + [""]
+    return out
+
+
 def render(results: dict, png_name: str | None, analysis: str | None) -> str:
+    results = normalize(results)
     m = results["machine"]
     cfg = results["config"]
+    keys = _target_keys(results)
+    by = results["by_target"]
     out = ["# Benchmarks", ""]
     out.append("Generated by `scripts/bench` (`bench/run.py`) from "
                f"`bench/results/{results['id']}.json`; do not edit by hand: change `bench/` and "
                "run the suite again." + (" **Quick run: short durations, smoke test only.**"
                                           if cfg.get("quick") else ""))
     out += ["", "## Machine and run", "", "| | |", "|---|---|"]
-    for k, v in [("date (UTC)", m["date"]), ("cores (nproc)", m["nproc"]), ("CPU", m["cpu"]),
-                 ("kernel", m["kernel"]), ("memory", m["memory"]), ("OS", m["os"]),
-                 ("disk (durable commits)", m.get("fsync", "?")),
-                 ("commit", m["commit"]), ("build", m["build"]), ("tools", m["tools"]),
-                 ("load average at start", m["loadavg"]), ("target", results["target"]),
-                 ("repeats", cfg["repeat"]),
-                 ("duration / warm-up per measurement", f"{cfg['duration_s']:g} s / "
-                                                       f"{cfg['warmup_s']:g} s"),
-                 ("connections", cfg["connections"]),
-                 ("wall time of the run", f"{results['wall_s']:.0f} s")]:
+    facts = [("date (UTC)", m["date"]), ("cores (nproc)", m["nproc"]), ("CPU", m["cpu"]),
+             ("kernel", m["kernel"]), ("memory", m["memory"]), ("OS", m["os"]),
+             ("disk (durable commits)", m.get("fsync", "?")),
+             ("commit", m["commit"]), ("build", m["build"]), ("tools", m["tools"]),
+             ("load average at start", m["loadavg"])]
+    facts += [(f"target `{k}`", d) for k, d in results["targets"].items()]
+    if m.get("postgres"):
+        facts.append(("PostgreSQL (the run's private cluster)", m["postgres"]))
+    facts += [("repeats", cfg["repeat"]),
+              ("duration / warm-up per measurement", f"{cfg['duration_s']:g} s / "
+                                                    f"{cfg['warmup_s']:g} s"),
+              ("connections", cfg["connections"]),
+              ("wall time of the run", f"{results['wall_s']:.0f} s")]
+    for k, v in facts:
         out.append(f"| {k} | {v} |")
     out += ["", "## How to run", "", "```sh",
-            "scripts/bench            # full suite (~9 min on 2 cores, plus the build): builds "
-            "Release, runs every scenario,",
-            "                         # writes bench/results/<id>.json and regenerates this "
-            "page and benchmarks.png",
-            "scripts/bench --quick    # smoke run (~1.5 min): short durations, small data; "
-            "writes bench/results/ only",
+            "scripts/bench            # full suite on sqlite, postgres and postgres3 (~25 min on "
+            "2 cores, plus the build):",
+            "                         # builds Release, runs every scenario on each target, "
+            "writes bench/results/<id>.json",
+            "                         # and regenerates this page and benchmarks.png",
+            "scripts/bench --target sqlite          # SQLite only (~9 min)",
+            "scripts/bench --quick    # smoke run: short durations, small data; writes "
+            "bench/results/ only",
             "scripts/bench --only accounts,callbacks --repeat 5   # a subset, more repeats",
             "bench/run.py --report-only bench/results/<id>.json  # re-render this page from "
             "a results file",
             "```", "", f"This run: `{results['command']}`", ""]
-    out += ["The load generators run on the same 2 cores as the service (as the issue "
-            "specifies), so every requests/s figure here is for a machine shared between "
-            "the client, the service and (where used) the simulator or nginx. The CPU columns "
-            "show how it was shared (percent of one core; 200% is the whole machine). "
-            "\"CPU others\" is whatever else ran on the machine meanwhile; a repeat with more "
-            f"than {cfg['foreign_cpu_limit']:g}% is measured again (set aside under "
-            "\"disturbed\").", ""]
+    out += ["The load generators run on the same 2 cores as the service (as the issues "
+            "specify), so every requests/s figure here is for a machine shared between "
+            "the client, the service and (where used) the simulator, nginx and PostgreSQL. The "
+            "CPU columns show how it was shared (percent of one core; 200% is the whole "
+            "machine; \"postgres\" is every process of the cluster, \"nginx-lb\" the load "
+            "balancer of postgres3). \"CPU others\" is whatever else ran on the machine "
+            f"meanwhile; a repeat with more than {cfg['foreign_cpu_limit']:g}% is measured "
+            "again (set aside under \"disturbed\"). Every scenario runs on each target in turn "
+            "before the next scenario starts, so the targets see the same machine.", ""]
 
-    out += ["## Summary (medians)", "",
-            "| scenario | what | requests/s | p50 ms | p99 ms |", "|---|---|---|---|---|"]
-    for scen, label, rps, p50, p99, _, _ in summary_rows(results):
-        out.append(f"| {scen} | {label} | {rps:,.0f} | {p50:.2f} | {p99:.2f} |")
-    sc = results["scenarios"]
-    if _ok(sc.get("accounts")):
-        out.append(f"| 1 | ratio payment_service / nginx | "
-                   f"{sc['accounts']['summary']['ratio_to_nginx']:.3f} | | |")
-    if _ok(sc.get("ablation")):
-        out.append(f"| 5 | ratio group commit / one commit per request | "
-                   f"{sc['ablation']['summary']['ratio']:.1f} | | |")
-        if sc["ablation"]["summary"].get("ratio_slower_disk") is not None:
-            out.append(f"| 5 | the same ratio, slower disk | "
-                       f"{sc['ablation']['summary']['ratio_slower_disk']:.1f} | | |")
-    if _ok(sc.get("memory")):
-        s = sc["memory"]["summary"]
-        out.append(f"| 6 | RSS idle, empty database | {s['rss_idle_empty_mb']:.1f} MB | | |")
-        out.append(f"| 6 | RSS idle, {s['payments_stored']:,} payments | "
-                   f"{s['rss_idle_full_mb']:.1f} MB | | |")
-        out.append(f"| 6 | RSS after GET /payments + callbacks load | "
-                   f"{s['rss_after_load_mb']:.1f} MB | | |")
-        out.append(f"| 6 | start-up with {s['payments_stored']:,} payments | "
-                   f"{s['startup_ms']:.0f} ms | | |")
-    out.append("")
+    if len(keys) > 1 or "sqlite" not in keys:
+        out += ["## Side by side (medians" + ("; ratio to SQLite of the same run)"
+                                             if "sqlite" in keys else ")"), ""]
+        out += side_by_side(results)
+    else:
+        out += ["## Summary (medians)", "",
+                "| scenario | what | requests/s | p50 ms | p99 ms |", "|---|---|---|---|---|"]
+        for row in summary_rows(by["sqlite"]):
+            scen, label, rps, p50, p99 = row[:5]
+            out.append(f"| {scen} | {label} | {rps:,.0f} | {p50:.2f} | {p99:.2f} |")
+        out.append("")
+    for t in keys:
+        sc = by[t]
+        ratios = []
+        if _ok(sc.get("accounts")):
+            ratios.append(f"payment_service / nginx (GET /accounts) "
+                          f"{sc['accounts']['summary']['ratio_to_nginx']:.3f}")
+        if _ok(sc.get("ablation")):
+            ratios.append(f"group commit / one commit per request "
+                          f"{sc['ablation']['summary']['ratio']:.1f}")
+            if sc["ablation"]["summary"].get("ratio_slower_disk") is not None:
+                ratios.append(f"the same on a slower disk "
+                              f"{sc['ablation']['summary']['ratio_slower_disk']:.1f}")
+        if ratios:
+            out.append(f"Ratios within `{t}`: " + "; ".join(ratios) + ".")
+            out.append("")
     if png_name:
-        out += [f"![requests/s per scenario, nginx baseline in grey]({png_name})", ""]
+        out += [f"![requests/s per scenario and target]({png_name})", ""]
 
-    out += ["## Targets (issue 3)", "", "| target | measured | |", "|---|---|---|"]
-    for t in evaluate(results):
-        note = f" ({t['note']})" if t["note"] else ""
-        out.append(f"| {t['target']} | {t['measured']} | {_met(t['met'])}{note} |")
-    failed = [(s["title"], c) for s in sc.values() if "checks" in s
+    pg_rows = evaluate_pg(results)
+    if pg_rows:
+        out += ["## Targets (issue 9: PostgreSQL, several instances)", ""]
+        out += _targets_table(pg_rows)
+        out.append("")
+        cmp = sqlite_vs_baseline(results)
+        if cmp:
+            base = results["sqlite_baseline"]
+            out += [f"SQLite in this run against the baseline: {base['source']}.", "",
+                    "| figure | baseline requests/s | this run | ratio |", "|---|---|---|---|"]
+            for r in cmp:
+                now = "" if r["now"] is None else _fmt_rps(r["now"])
+                ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+                label = r["label"] + (" (reference: not the service)" if r.get("reference")
+                                      else "")
+                out.append(f"| {label} | {_fmt_rps(r['rps'])} | {now} | {ratio} |")
+            out.append("")
+    if "sqlite" in keys:
+        out += ["## Targets (issue 3: SQLite)", ""]
+        out += _targets_table(evaluate(results))
+        out.append("")
+    failed = [(t, s["title"], c) for t in keys for s in by[t].values() if "checks" in s
               for c in s["checks"] if not c["ok"]]
-    errors = [(s["title"], s["error"]) for s in sc.values() if "error" in s]
-    out.append("")
-    out.append("Correctness: " + ("every check passed." if not failed and not errors else
-                                  f"**{len(failed)} check(s) failed, {len(errors)} scenario(s) "
+    errors = [(t, s["title"]) for t in keys for s in by[t].values() if "error" in s]
+    out.append("Correctness: " + ("every check passed on every target." if not failed and
+                                  not errors else
+                                  f"**{len(failed)} check(s) failed, {len(errors)} scenario run(s) "
                                   "did not finish** (see below)."))
     out.append("")
     if analysis:
         out += [analysis.strip(), ""]
 
     out += ["## Scenarios", ""]
-    for key, s in sc.items():
-        out += [f"### {s['title']}", ""]
-        if "error" in s:
-            out += ["**Did not finish:**", "", "```", s["error"].strip()[-2000:], "```", ""]
-            continue
-        out += [s["what"] + ".", ""]
-        extra = []
-        if key == "ablation":
-            extra = [("rows/commit", "jobs_per_commit")]
-        elif key == "callbacks":
-            extra = [("rows/commit", "jobs_per_commit")]
-        elif key == "lifecycle":
-            extra = [("s total", "seconds_total"), ("s sending", "seconds_sending"),
-                     ("s after the last answer", "tail_s"), ("sending/s", "send_rps"),
-                     ("callbacks given up", "callbacks_gave_up")]
-        if s.get("variants"):
-            out += _runs_table(s["variants"], extra)
-            out.append("")
-        if key == "lifecycle":
-            out.append("requests/s here is payments per second from the first request until "
-                       "the last callback was applied; p50/p99 are the latencies of the "
-                       "`POST /payments` answers; \"sending/s\" is the rate while loadgen was "
-                       "still sending payments.")
-            out.append("")
-        if key == "accounts":
-            summ = s["summary"]
-            line = (f"Ratio payment_service / nginx: median {summ['ratio_to_nginx']:.2f}; "
-                    f"per repeat {', '.join(f'{x:.2f}' for x in summ['ratio_per_repeat'])}. "
-                    f"Body: {s['facts']['body_bytes']} bytes.")
-            if "per_core_ratio" in summ:
-                line += (f" Requests per CPU-second of the server process(es): payment_service "
-                         f"{summ['payment_service']['rps_per_server_core']:,}, nginx "
-                         f"{summ['nginx']['rps_per_server_core']:,} (ratio "
-                         f"{summ['per_core_ratio']:.2f}).")
-            out.append(line)
-            out.append("")
-            out += ["<details><summary>nginx.conf of the baseline</summary>", "", "```nginx",
-                    s["facts"]["nginx_conf"].strip(), "```", "</details>", ""]
-        if key == "ablation":
-            summ = s["summary"]
-            out.append(f"Ratio group commit / one commit per request: median of requests/s "
-                       f"{summ['ratio']:.1f}x; per repeat "
-                       f"{', '.join(f'{x:.1f}' for x in summ['ratio_per_repeat'])}.")
-            out.append("")
-        if key == "memory":
-            f = s["facts"]
-            out += ["| measure | value |", "|---|---|",
-                    f"| RSS idle, empty database | {f['rss_idle_empty_kb'] / 1024:.1f} MB |",
-                    f"| fill: {s['summary']['payments_stored']:,} payments | "
-                    f"{f['fill_seconds']:.0f} s ({f['fill_rps']:,.0f}/s) |",
-                    f"| RSS right after the fill (not restarted) | "
-                    f"{f['rss_after_fill_kb'] / 1024:.1f} MB |",
-                    f"| database size (file + WAL) | "
-                    f"{f.get('database_bytes', 0) / 1e6:,.0f} MB |",
-                    "| start-up (process start to /healthz 200), per restart | "
-                    + ", ".join(f"{x * 1000:.0f} ms" for x in f["startup_s"]) + " |",
-                    "| RSS idle 1 s after start, per restart | "
-                    + ", ".join(f"{x / 1024:.1f} MB" for x in f["rss_idle_full_kb"]) + " |",
-                    f"| RSS after the load below | {f['rss_after_load_kb'] / 1024:.1f} MB |",
-                    ""]
-            out += ["| load after restart | requests/s | p50 ms | p99 ms |", "|---|---|---|---|"]
-            for name, v in f["load"].items():
-                out.append(f"| {name} | {v['rps']:,.0f} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} |")
-            out.append("")
-        if s.get("discarded"):
-            out.append(f"Disturbed and measured again: {len(s['discarded'])} run(s) (others "
-                       "used " + ", ".join(f"{d['foreign_cpu_pct']:.0f}%" for d in
-                                            s["discarded"]) + " of a core).")
-            out.append("")
-        out += ["Checks:", ""] + _checks(s) + [""]
+    scenario_keys = list(dict.fromkeys(k for t in keys for k in by[t]))
+    for skey in scenario_keys:
+        title = next(by[t][skey]["title"] for t in keys if skey in by[t])
+        out += [f"### {title}", ""]
+        for t in keys:
+            s = by[t].get(skey)
+            if s is None:
+                continue
+            if len(keys) > 1:
+                out += [f"#### {t}", ""]
+            out += _scenario_details(skey, s)
     return "\n".join(out) + "\n"

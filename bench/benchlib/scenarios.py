@@ -64,8 +64,9 @@ def _cpu_watch(**procs) -> dict:
     for name, p in procs.items():
         if p is None:
             continue
-        if hasattr(p, "procs"):  # a Service: sum over its processes
-            watch[name] = (lambda s=p: sum(x.cpu_seconds() for x in s.procs))
+        if hasattr(p, "cpu_watch"):  # a Service: its instances, load balancer and database
+            for part, f in p.cpu_watch().items():
+                watch[name if part == "service" else part] = f
         else:
             watch[name] = (lambda x=p: x.cpu_seconds())
     return watch
@@ -134,7 +135,7 @@ class AccountsVsNginx(Scenario):
             def one(port, server):
                 return lambda i: tools.measured(watch, lambda: tools.wrk(
                     ctx, port, "/accounts", cfg.connections, cfg.wrk_threads, cfg.duration_s),
-                    "wrk", server)
+                    "wrk", server, memory=service.memory_kb if server == "service" else None)
 
             log(f"accounts: warm-up ({label})")
             for port in (service.port, nginx.port):
@@ -204,7 +205,7 @@ def _create_payments(b: Bench, svc, accounts, count, ids_path) -> dict:
 class Callbacks(Scenario):
     """Callbacks on existing payments; also the ablation's building block."""
     key = "callbacks"
-    title = "2. Callbacks on existing payments (durable SQLite)"
+    title = "2. Callbacks on existing payments (durable)"
 
     def prepare(self, b: Bench, svc, sim, label: str) -> tuple[Path, dict, list]:
         accounts = _open_accounts(svc.port, b.cfg.accounts)
@@ -221,7 +222,7 @@ class Callbacks(Scenario):
             before = svc.metrics()
             r = tools.measured(watch, lambda: tools.loadgen(
                 b.ctx, "callbacks", svc.port, cfg.connections, cfg.loadgen_threads,
-                duration_s=cfg.duration_s, ids_in=ids), "loadgen")
+                duration_s=cfg.duration_s, ids_in=ids), "loadgen", memory=svc.memory_kb)
             after = svc.metrics()
             commits = _metric(after, "payment_service_commits_total") - _metric(
                 before, "payment_service_commits_total")
@@ -246,7 +247,13 @@ class Callbacks(Scenario):
             checks.check("callbacks answered 201 = callbacks applied (/metrics)",
                          answered == applied, f"{answered:,} answered, {applied:,.0f} applied"),
         ]
-        db = b.target.database_path(svc)
+        if svc.instance_ports and len(svc.instance_ports) > 1:
+            per = [int(_metric(m, "payment_service_callbacks_applied_total"))
+                   for m in svc.metrics_per_instance()]
+            out.append(checks.check("every instance applied callbacks (nginx spread the load)",
+                                    all(n > 0 for n in per),
+                                    "applied per instance: " + ", ".join(f"{n:,}" for n in per)))
+        db = b.target.database(svc)
         if db is not None:
             out += checks.ledger_invariants(db, api_accounts)
         return out
@@ -290,7 +297,10 @@ class Ablation(Callbacks):
                      "(--write-batch-max 1024) and --write-batch-max 1 (a commit and an fsync "
                      "per callback); repeats alternate between them")
         facts = {}
-        if cfg.slow_flush_us:
+        if cfg.slow_flush_us and not b.target.flushes_in_service:
+            facts["slower_disk"] = ("not run: the database server, not payment_service, "
+                                    "flushes on this target")
+        if cfg.slow_flush_us and b.target.flushes_in_service:
             variants[self.GROUP_SLOW] = ServiceOptions(flush_delay_us=cfg.slow_flush_us)
             variants[self.ONE_SLOW] = ServiceOptions(write_batch_max=1,
                                                      flush_delay_us=cfg.slow_flush_us)
@@ -355,7 +365,7 @@ class Payments(Scenario):
         cfg, ctx = b.cfg, b.ctx
         self.what = (f"`loadgen payments -c {cfg.connections} -t {cfg.loadgen_threads} "
                      f"-d {cfg.duration_s:g}` over {cfg.accounts} accounts; the simulator answers "
-                     "201 and sends no callbacks; durable SQLite")
+                     "201 and sends no callbacks; durable store")
         sim, svc = start_with_sim(ctx, b.target, ServiceOptions(),
                                   {"no_callbacks": True, "threads": cfg.sim_threads})
         accounts = _open_accounts(svc.port, cfg.accounts)
@@ -367,7 +377,8 @@ class Payments(Scenario):
         runs = self_repeat(b, "POST /payments", lambda i: tools.measured(
             watch, lambda: tools.loadgen(ctx, "payments", svc.port, cfg.connections,
                                          cfg.loadgen_threads, duration_s=cfg.duration_s,
-                                         accounts=accounts, seed=1 + i), "loadgen"), discarded)
+                                         accounts=accounts, seed=1 + i), "loadgen",
+            memory=svc.memory_kb), discarded)
         truth = sim.truth()
         api_accounts = http.get_json(svc.port, "/accounts")
         created = sum(int(r["status_counts"].get("201", 0)) for r in runs + [warm] + discarded)
@@ -378,7 +389,7 @@ class Payments(Scenario):
                          f"{created:,} answered, {len(truth['movements']):,} recorded"),
             checks.balances_equal_truth(api_accounts, truth),
         ]
-        db = b.target.database_path(svc)
+        db = b.target.database(svc)
         if db is not None:
             result_checks += checks.ledger_invariants(db, api_accounts)
         svc.stop()
@@ -397,7 +408,7 @@ class Lifecycle(Scenario):
         tts = cfg.lifecycle_settle_s
         sizes = [cfg.lifecycle_payments] + ([cfg.lifecycle_payments_large]
                                             if cfg.lifecycle_payments_large else [])
-        self.what = (f"each repeat on a fresh simulator and service (durable SQLite): "
+        self.what = (f"each repeat on a fresh simulator, service and database (durable): "
                      "warm-up payments (10%, at most 2,000), settled; then N payments "
                      f"(`loadgen payments -c {cfg.connections} -t {cfg.loadgen_threads}` over "
                      f"{cfg.accounts} accounts); the simulator ({cfg.sim_threads} thread(s)) "
@@ -426,13 +437,14 @@ class Lifecycle(Scenario):
                 tools.wait_for_quiet(cfg.foreign_cpu_limit)
                 watch = _cpu_watch(service=svc, simulator=sim.proc)
                 r = tools.measured(watch, lambda: self.batch(b, sim, svc, accounts, n, 1 + i,
-                                                             state), "loadgen")
+                                                             state), "loadgen",
+                                   memory=svc.memory_kb)
                 truth_checks.extend(r.pop("checks"))
                 r["warm_up_ok"] = warm["ok"]
             finally:
                 svc.stop()
                 sim.stop()
-            db = b.target.database_path(svc)
+            db = b.target.database(svc)
             if db is not None:
                 truth_checks.extend(checks.ledger_invariants(db))
             return r
@@ -537,7 +549,10 @@ class Memory(Scenario):
                      "pumped through the real service and simulator (`loadgen payments`, "
                      "--no-callbacks, DATABASE_DURABLE=false for the fill only); then the "
                      f"service restarted {cfg.repeat} times on that database (durable): start-up "
-                     "= process start until GET /healthz answers 200; RSS 1 s after start; "
+                     "= process start until GET /healthz answers 200 (on PostgreSQL GET "
+                     "/readyz, the database reached; with several instances, from the first "
+                     "one's start until nginx answers); RSS 1 s after start (of every "
+                     "instance, summed); "
                      "then RSS after a short GET /payments + callbacks load")
         state = b.target.new_state(ctx)
         durable = ServiceOptions()
@@ -566,10 +581,10 @@ class Memory(Scenario):
             log(f"memory: start-up {svc.startup_s * 1000:.0f} ms, idle RSS {rss[-1] / 1024:.1f} MB")
         facts["startup_s"] = startups
         facts["rss_idle_full_kb"] = rss
-        db = b.target.database_path(svc)
+        facts["memory_idle_full_kb"] = svc.memory_kb()
+        db = b.target.database(svc)
         if db is not None:
-            facts["database_bytes"] = sum(p.stat().st_size for p in db.parent.iterdir()
-                                          if p.name.startswith(db.name))
+            facts["database_bytes"] = db.size_bytes()
 
         load_s = max(1.0, cfg.duration_s / 2)
         log("memory: GET /payments and callbacks load")

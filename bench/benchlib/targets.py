@@ -4,10 +4,13 @@ A `Target` starts "the service under test" and hands back a `Service` with its U
 port), the processes to watch (CPU, RSS) and a way to stop it. Scenarios only use that interface,
 so another store or topology is one more `Target` subclass registered in `TARGETS`:
 
-- PostgreSQL: `start()` would create a database (the opaque `state`), pass
-  `--database-url postgresql://...` and watch the postgres processes too;
-- several instances behind a load balancer: `start()` would start N services on free ports and
-  an nginx `upstream` on `port`, and return all their processes.
+- `sqlite`: one process on a SQLite file (the shipped default);
+- `postgres`: one process on PostgreSQL; `new_state()` creates a fresh database in the run's
+  private cluster (`PgCluster`, scripts/pg-test-cluster: loopback, fsync and synchronous_commit
+  on), and the postgres processes are watched too;
+- `postgres3`: three processes on free ports and one PostgreSQL database, behind an nginx
+  `upstream` (round robin, keep-alive, as scripts/run-cluster) listening on `port`; the
+  simulator calls back to `port`, i.e. through nginx.
 
 The provider simulator (`Sim`) and the static-file baseline (`NginxStatic`) live here as well.
 """
@@ -18,11 +21,14 @@ import dataclasses
 import os
 import re
 import secrets
+import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
 from . import http
-from .procs import Context, Proc, free_port, log
+from .procs import (Context, Proc, free_port, log, pid_cpu_seconds, pid_memory_kb,
+                    process_tree)
 
 # Shared by the simulator and the service of one run; never printed.
 CREDENTIALS = {
@@ -44,25 +50,66 @@ class ServiceOptions:
 
 @dataclasses.dataclass
 class Service:
-    """A running service under test."""
+    """A running service under test: one or more payment_service instances (`instances`),
+    reached at `port` (the instance itself, or the load balancer in front of them)."""
     name: str
     port: int
-    procs: list[Proc]
-    state: object  # what start() needs to come back on the same data (a SQLite path here)
-    startup_s: float  # process start until GET /healthz answered 200
+    procs: list[Proc]  # everything start() started (instances, load balancer); stop() stops them
+    state: object  # what start() needs to come back on the same data (SQLite path, database URL)
+    startup_s: float  # process start until GET /healthz answered 200 (through `port`)
+    instances: list[Proc] | None = None  # the payment_service processes (None: all of procs)
+    instance_ports: list[int] | None = None  # their ports (None: [port])
+    # Other processes the service needs, watched but not stopped with it: name -> CPU seconds
+    # (e.g. "postgres": the database cluster) and name -> memory in KiB.
+    extra_cpu: dict[str, Callable[[], float]] = dataclasses.field(default_factory=dict)
+    extra_memory: dict[str, Callable[[], int]] = dataclasses.field(default_factory=dict)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def service_procs(self) -> list[Proc]:
+        return self.instances if self.instances is not None else self.procs
+
     def alive(self) -> bool:
         return all(p.alive() for p in self.procs)
 
     def rss_kb(self) -> int:
-        return sum(p.rss_kb() for p in self.procs)
+        """RSS of the payment_service process(es), summed."""
+        return sum(p.rss_kb() for p in self.service_procs)
+
+    def cpu_watch(self) -> dict[str, Callable[[], float]]:
+        """name -> CPU seconds so far, for tools.measured: "service" is payment_service (all
+        instances); a load balancer and the database are separate entries."""
+        watch = {"service": lambda: sum(p.cpu_seconds() for p in self.service_procs)}
+        for p in self.procs:
+            if p not in self.service_procs:
+                watch[p.name] = p.cpu_seconds
+        watch.update(self.extra_cpu)
+        return watch
+
+    def memory_kb(self) -> dict[str, int]:
+        """name -> KiB now: payment_service RSS (summed over instances), the load balancer's
+        RSS (master + workers), and the extras (the database: see PgCluster.memory_kb)."""
+        out = {"service": self.rss_kb()}
+        for p in self.procs:
+            if p not in self.service_procs:
+                out[p.name] = p.group_rss_kb()
+        for name, f in self.extra_memory.items():
+            out[name] = f()
+        return out
 
     def metrics(self) -> dict[str, float]:
-        return http.prometheus_values(self.port)
+        """GET /metrics of every instance, summed series by series (counters add up)."""
+        total: dict[str, float] = {}
+        for values in self.metrics_per_instance():
+            for k, v in values.items():
+                total[k] = total.get(k, 0.0) + v
+        return total
+
+    def metrics_per_instance(self) -> list[dict[str, float]]:
+        return [http.prometheus_values(port) for port in self.instance_ports or [self.port]]
 
     def stop(self) -> list[int | None]:
         return [p.stop() for p in self.procs]
@@ -72,6 +119,17 @@ class Target:
     """Starts the service under test. Subclasses: one per store/topology."""
     key = "abstract"
     description = ""
+    # Does the service process itself flush to disk (so that slowing its fsync slows commits)?
+    flushes_in_service = False
+
+    def prepare(self, ctx: Context) -> None:
+        """Once per run, before the first scenario (e.g. start a database server)."""
+
+    def after_scenario(self, ctx: Context) -> None:
+        """After each scenario, once every process of it is stopped (e.g. drop databases)."""
+
+    def close(self) -> None:
+        """Once per run, at the end, also after a failure or Ctrl-C."""
 
     def new_state(self, ctx: Context) -> object:
         """Fresh, empty storage for one service (a database)."""
@@ -86,6 +144,11 @@ class Target:
         """The SQLite file, for checks straight from the database (None: not SQLite)."""
         return None
 
+    def database(self, service: Service):
+        """A read-only handle for checks straight from the database (checks.SqliteDb or
+        checks.PostgresDb), or None."""
+        return None
+
 
 def slow_flush_env(ctx: Context, delay_us: int) -> dict:
     """Environment that makes a process's fsync/fdatasync take `delay_us` longer: a slower
@@ -93,30 +156,38 @@ def slow_flush_env(ctx: Context, delay_us: int) -> dict:
     return {"LD_PRELOAD": str(ctx.bin("libfsync_delay.so")), "FSYNC_DELAY_US": str(delay_us)}
 
 
+def service_command(ctx: Context, port: int, database_url: str, provider_url: str,
+                    options: ServiceOptions) -> tuple[list[str], dict]:
+    """argv and extra environment of one payment_service process."""
+    argv = [ctx.bin("payment_service"), "--bind", "127.0.0.1", "--port", str(port),
+            "--database-url", database_url, "--provider-url", provider_url,
+            "--database-durable", "true" if options.durable else "false",
+            "--time-to-settle-seconds", str(options.time_to_settle_seconds),
+            "--log-level", "warn"]
+    if options.settle_grace_seconds is not None:
+        argv += ["--settle-grace-seconds", str(options.settle_grace_seconds)]
+    if options.write_batch_max is not None:
+        argv += ["--write-batch-max", str(options.write_batch_max)]
+    if options.threads is not None:
+        argv += ["--threads", str(options.threads)]
+    env = dict(CREDENTIALS)
+    if options.flush_delay_us:
+        env.update(slow_flush_env(ctx, options.flush_delay_us))
+    return argv, env
+
+
 class SqliteTarget(Target):
     """One payment_service process on a SQLite file (the shipped configuration)."""
     key = "sqlite"
     description = "one payment_service process, SQLite (WAL) on the local disk"
+    flushes_in_service = True
 
     def new_state(self, ctx: Context) -> Path:
         return ctx.tmpdir("sqlite") / "payment_service.db"
 
     def start(self, ctx, port, provider_url, options, state=None) -> Service:
         db = state if state is not None else self.new_state(ctx)
-        argv = [ctx.bin("payment_service"), "--bind", "127.0.0.1", "--port", str(port),
-                "--database-url", f"sqlite:{db}", "--provider-url", provider_url,
-                "--database-durable", "true" if options.durable else "false",
-                "--time-to-settle-seconds", str(options.time_to_settle_seconds),
-                "--log-level", "warn"]
-        if options.settle_grace_seconds is not None:
-            argv += ["--settle-grace-seconds", str(options.settle_grace_seconds)]
-        if options.write_batch_max is not None:
-            argv += ["--write-batch-max", str(options.write_batch_max)]
-        if options.threads is not None:
-            argv += ["--threads", str(options.threads)]
-        env = dict(CREDENTIALS)
-        if options.flush_delay_us:
-            env.update(slow_flush_env(ctx, options.flush_delay_us))
+        argv, env = service_command(ctx, port, f"sqlite:{db}", provider_url, options)
         proc = ctx.spawn("payment_service", argv, env=env)
         try:
             startup = http.wait_until_200(port, "/healthz", proc, timeout=60)
@@ -128,8 +199,11 @@ class SqliteTarget(Target):
     def database_path(self, service):
         return service.state
 
+    def database(self, service):
+        from .checks import SqliteDb
+        return SqliteDb(service.state)
 
-TARGETS = {t.key: t for t in (SqliteTarget(),)}
+
 
 
 class Sim:
@@ -297,3 +371,259 @@ class NginxStatic:
 
     def stop(self):
         return self.proc.stop()
+
+
+class PgCluster:
+    """The run's private PostgreSQL cluster (scripts/pg-test-cluster: initdb into a folder of
+    the run, loopback, a free port, fsync on and synchronous_commit on as in production). Shared
+    by the PostgreSQL targets: started by the first prepare(), stopped by the last close(), also
+    after a failure or Ctrl-C; a watchdog stops it if the runner is killed with -9."""
+
+    def __init__(self):
+        self.dir: Path | None = None
+        self.admin_url = ""
+        self.users = 0
+        self.databases = 0
+        self.settings: dict[str, str] = {}
+        self._watchdog: subprocess.Popen | None = None
+        self._script = ""
+        self._log_copy: Path | None = None
+
+    def acquire(self, ctx: Context) -> None:
+        self.users += 1
+        if self.dir is not None:
+            return
+        # As root the cluster runs as the `postgres` user, who must reach its folder.
+        os.chmod(ctx.root, 0o755)
+        directory = ctx.root / "postgres"
+        self._script = str(ctx.repo / "scripts" / "pg-test-cluster")
+        log("postgres: starting a private cluster (scripts/pg-test-cluster)")
+        done = subprocess.run([self._script, "start", str(directory)], capture_output=True,
+                              text=True, timeout=180)
+        if done.returncode != 0:
+            subprocess.run([self._script, "stop", str(directory)], capture_output=True,
+                           timeout=60)
+            raise RuntimeError(f"pg-test-cluster start failed: {done.stderr.strip()[-1500:]}")
+        self.dir = directory
+        self.admin_url = done.stdout.strip().splitlines()[-1]
+        self._log_copy = ctx.root / "postgres.log" if ctx.keep_tmp else None
+        script = (f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; "
+                  f"'{self._script}' stop '{directory}'")
+        self._watchdog = subprocess.Popen(["/bin/sh", "-c", script], stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                          start_new_session=True)
+        names = ("server_version", "fsync", "synchronous_commit", "full_page_writes",
+                 "wal_level", "shared_buffers", "max_connections", "checkpoint_timeout",
+                 "max_wal_size", "wal_sync_method")
+        rows = self.query(self.admin_url, "SELECT name, current_setting(name) FROM "
+                          "pg_settings WHERE name IN ("
+                          + ", ".join(f"'{n}'" for n in names) + ") ORDER BY name")
+        self.settings = {r[0]: r[1] for r in rows}
+        log(f"postgres: {self.admin_url.rsplit('@', 1)[-1]}, {self.settings}")
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users > 0 or self.dir is None:
+            return
+        directory, self.dir = self.dir, None
+        if self._log_copy is not None:
+            try:
+                self._log_copy.write_bytes((directory / "postgres.log").read_bytes())
+            except OSError:
+                pass
+        done = subprocess.run([self._script, "stop", str(directory)], capture_output=True,
+                              text=True, timeout=120)
+        if done.returncode != 0:
+            log(f"postgres: stop failed: {done.stderr.strip()[-500:]}")
+        if self._watchdog is not None:
+            try:
+                os.killpg(self._watchdog.pid, 9)
+            except ProcessLookupError:
+                pass
+            self._watchdog.wait()
+            self._watchdog = None
+        log("postgres: cluster stopped")
+
+    @staticmethod
+    def query(url: str, sql: str, timeout: float = 600) -> list[list[str]]:
+        """Runs SQL with psql (-At: unaligned, tuples only; tab-separated) and returns the
+        rows of the last statement as lists of strings."""
+        done = subprocess.run(["psql", "-X", "-q", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1",
+                               url, "-c", sql], capture_output=True, text=True,
+                              timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"psql: {done.stderr.strip()[:500]} (SQL: {sql[:200]})")
+        return [line.split("\t") for line in done.stdout.splitlines() if line]
+
+    def create_database(self) -> tuple[str, str]:
+        """A fresh, empty database: (name, URL)."""
+        self.databases += 1
+        name = f"bench_{self.databases}"
+        self.query(self.admin_url, f"CREATE DATABASE {name}")
+        return name, self.admin_url.rsplit("/", 1)[0] + "/" + name
+
+    def drop_databases(self, names: list[str]) -> None:
+        """Drops databases no longer needed and checkpoints, so that the next measurement does
+        not pay for this one's dirty pages."""
+        for name in names:
+            self.query(self.admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        if names:
+            self.query(self.admin_url, "CHECKPOINT")
+
+    def postmaster_pid(self) -> int | None:
+        if self.dir is None:
+            return None
+        try:
+            return int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def cpu_seconds(self) -> float:
+        """CPU of the whole cluster: the postmaster, every live child (backends, WAL writer,
+        checkpointer, autovacuum...) and the children that ended (the postmaster reaps them)."""
+        root = self.postmaster_pid()
+        if root is None:
+            return 0.0
+        return pid_cpu_seconds(root, reaped_children=True) + sum(
+            pid_cpu_seconds(pid) for pid in process_tree(root) if pid != root)
+
+    def memory_kb(self) -> int:
+        """PSS of the cluster's processes, summed: shared_buffers counted once, not once per
+        backend as summed RSS would."""
+        root = self.postmaster_pid()
+        if root is None:
+            return 0
+        return sum(pid_memory_kb(pid)[1] for pid in process_tree(root))
+
+    def processes(self) -> int:
+        root = self.postmaster_pid()
+        return 0 if root is None else len(process_tree(root))
+
+
+PG_CLUSTER = PgCluster()
+
+_LB_CONF = """\
+# Load balancer of the postgres3 target: round robin over the instances, keep-alive to them (as
+# scripts/run-cluster and tests/e2e/harness.cpp), one worker per core, no access log.
+{user}daemon off;
+master_process on;
+worker_processes {workers};
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{
+    worker_connections 4096;
+    use epoll;
+}}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/client_body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    keepalive_timeout 120s;
+    keepalive_requests 10000000;
+    upstream service {{
+{servers}        keepalive 64;
+        keepalive_requests 10000000;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://service;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_next_upstream error timeout;
+            proxy_connect_timeout 1s;
+            proxy_read_timeout 30s;
+        }}
+    }}
+}}
+"""
+
+
+class PostgresTarget(Target):
+    """`instances` payment_service processes on one fresh PostgreSQL database of the run's
+    cluster; with more than one, nginx round robin in front of them on the service's port."""
+
+    def __init__(self, key: str, instances: int, description: str):
+        self.key = key
+        self.instances = instances
+        self.description = description
+        self._databases: list[str] = []
+        self.lb_conf = ""
+
+    def prepare(self, ctx):
+        PG_CLUSTER.acquire(ctx)
+
+    def after_scenario(self, ctx):
+        names, self._databases = self._databases, []
+        PG_CLUSTER.drop_databases(names)
+
+    def close(self):
+        self._databases = []
+        PG_CLUSTER.release()
+
+    def new_state(self, ctx) -> str:
+        name, url = PG_CLUSTER.create_database()
+        self._databases.append(name)
+        return url
+
+    def _watch(self) -> dict:
+        return {"extra_cpu": {"postgres": PG_CLUSTER.cpu_seconds},
+                "extra_memory": {"postgres (PSS)": PG_CLUSTER.memory_kb}}
+
+    def start(self, ctx, port, provider_url, options, state=None) -> Service:
+        url = state if state is not None else self.new_state(ctx)
+        if self.instances == 1:
+            argv, env = service_command(ctx, port, url, provider_url, options)
+            proc = ctx.spawn("payment_service", argv, env=env)
+            try:
+                startup = http.wait_until_200(port, "/readyz", proc, timeout=60)
+            except Exception:
+                proc.stop()
+                raise
+            return Service("payment_service", port, [proc], url, startup, **self._watch())
+        ports: list[int] = []
+        while len(ports) < self.instances:
+            p = free_port()
+            if p != port and p not in ports:
+                ports.append(p)
+        procs: list[Proc] = []
+        try:
+            for i, p in enumerate(ports):
+                argv, env = service_command(ctx, p, url, provider_url, options)
+                procs.append(ctx.spawn(f"payment_service-{i + 1}", argv, env=env))
+            for proc, p in zip(procs, ports):
+                http.wait_until_200(p, "/readyz", proc, timeout=60)
+            prefix = ctx.tmpdir("nginx-lb")
+            servers = "".join(f"        server 127.0.0.1:{p} max_fails=0;\n" for p in ports)
+            self.lb_conf = _LB_CONF.format(
+                user="user root;\n" if os.geteuid() == 0 else "",
+                workers=os.cpu_count() or 1, prefix=prefix, port=port, servers=servers)
+            (prefix / "nginx.conf").write_text(self.lb_conf)
+            lb = ctx.spawn("nginx-lb", ["nginx", "-p", str(prefix), "-c",
+                                     str(prefix / "nginx.conf")], group_watchdog=True)
+            procs.append(lb)
+            http.wait_until_200(port, "/readyz", lb, timeout=10)
+        except Exception:
+            for proc in procs:
+                proc.stop()
+            raise
+        startup = time.monotonic() - procs[0].started_at
+        return Service(f"{self.instances} x payment_service behind nginx", port, procs, url,
+                       startup, instances=procs[:-1], instance_ports=ports, **self._watch())
+
+    def database(self, service):
+        from .checks import PostgresDb
+        return PostgresDb(service.state)
+
+
+TARGETS = {t.key: t for t in (
+    SqliteTarget(),
+    PostgresTarget("postgres", 1, "one payment_service process on PostgreSQL (the run's private "
+                   "cluster: loopback, fsync on, synchronous_commit on)"),
+    PostgresTarget("postgres3", 3, "three payment_service processes on one PostgreSQL database, "
+                   "behind nginx (round robin, keep-alive); the simulator calls back through "
+                   "nginx"),
+)}

@@ -92,11 +92,13 @@ def loadgen(ctx: Context, mode: str, port: int, connections: int, threads: int,
 
 
 def measured(watch: dict[str, Callable[[], float]], fn: Callable[[], dict],
-             tool_name: str = "load tool", server: str = "service") -> dict:
+             tool_name: str = "load tool", server: str = "service",
+             memory: Callable[[], dict[str, int]] | None = None) -> dict:
     """Runs fn() (one load-tool run returning a dict with tool_cpu_s) and adds the CPU used by
     each watched process, by the tool, by this runner, and by everything else on the machine
     ("foreign": other users' builds and tests disturb a measurement on a 2-core machine).
-    Percentages are of one core (200% = both cores of a 2-core machine)."""
+    Percentages are of one core (200% = both cores of a 2-core machine). `memory`, if given,
+    is read right after the load (KiB per process or group) into memory_mb."""
     before = {name: f() for name, f in watch.items()}
     self0 = resource.getrusage(resource.RUSAGE_SELF)
     busy0, _ = machine_cpu()
@@ -106,6 +108,8 @@ def measured(watch: dict[str, Callable[[], float]], fn: Callable[[], dict],
     busy1, _ = machine_cpu()
     self1 = resource.getrusage(resource.RUSAGE_SELF)
     after = {name: f() for name, f in watch.items()}
+    if memory is not None:
+        result["memory_mb"] = {k: round(v / 1024, 1) for k, v in memory().items()}
     cpu = {name: 100 * (after[name] - before[name]) / wall for name in watch}
     cpu[tool_name] = 100 * result["tool_cpu_s"] / wall
     runner = (self1.ru_utime + self1.ru_stime - self0.ru_utime - self0.ru_stime)
@@ -180,6 +184,9 @@ def median_summary(runs: list[dict]) -> dict:
         "max_ms": med([r["latency_ms"]["max"] for r in runs]),
         "repeats": len(runs),
     }
+    if runs and all("memory_mb" in r for r in runs):
+        out["memory_mb"] = {k: round(statistics.median(r["memory_mb"].get(k, 0) for r in runs), 1)
+                            for k in runs[0]["memory_mb"]}
     per_req = [r["server_cpu_us_per_request"] for r in runs if "server_cpu_us_per_request" in r]
     if per_req:
         out["server_cpu_us_per_request"] = round(statistics.median(per_req), 1)
