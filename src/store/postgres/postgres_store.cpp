@@ -658,7 +658,6 @@ class PostgresStore final : public Store {
   void lock(const LockSet& locks) override {
     assert(in_tx_);
     const auto& s = statements();
-    may_have_written_ = true;  // row locks are written into the rows
     const auto keys = sorted_unique(locks.idempotency_keys);
     const auto accounts = sorted_unique(locks.accounts);
     const auto payments = sorted_unique(locks.payments);
@@ -686,6 +685,7 @@ class PostgresStore final : public Store {
     if (!keys.empty())
       key_records_at = step(query(s.idempotency_of_keys, Params().add_array(keys)));
     if (q.empty()) return;
+    may_have_written_ = true;  // row locks are written into the rows
     const std::vector<Result> r = send(std::move(q));
 
     if (accounts_at) {
