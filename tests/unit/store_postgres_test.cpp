@@ -2,6 +2,7 @@
 // one PostgreSQL database at once. Migrations, ids, the start-up lock, row locks, SKIP LOCKED,
 // conflicts, lost connections and a connection lost during COMMIT. Each test gets a fresh
 // database from PS_TEST_POSTGRES_URL; without it the tests skip (fail with PS_REQUIRE_POSTGRES=1).
+// Also what the PostgreSQL store does to save round trips (rows held in memory, write-behind).
 // The Store contract itself runs on both stores in app_ledger_test.cpp.
 
 #include <arpa/inet.h>
@@ -478,6 +479,146 @@ TEST_F(PostgresStore, ReadOnlyConnectionsRefuseWritesAndCommitReportsWhetherItWr
   EXPECT_EQ(count("SELECT probed_at FROM writer_probe"), kT0 + 1);
   EXPECT_THROW(writer->rescue(), StoreError);
   writer->verify_identity();  // nothing to check, and nothing thrown
+}
+
+// A claimed payment's account stays locked until the claim commits: lease_for_resend writes the
+// account's balances into the payment_resent event, so no other instance may change the account
+// (and commit an event with a smaller event_id, leaving the account's newest event stale) in
+// between.
+TEST_F(PostgresStore, DueResendsHoldTheClaimedPaymentsAccountsUntilTheClaimCommits) {
+  auto first = bootstrapped();
+  auto second = open();
+  create_payment(*first, 100, kT0);
+  const TimeMs later = kT0 + LedgerSettings{}.send_lease_ms + 1;
+  first->begin();
+  ASSERT_EQ(first->due_resends(later, 10).size(), 1U);
+  std::atomic<bool> first_done{false};
+  bool waited = false;
+  std::thread writer([&] {
+    store::LockSet account;
+    account.accounts.push_back(1);
+    second->begin();
+    second->lock(account);
+    waited = first_done.load();
+    second->commit();
+  });
+  Admin admin;
+  EXPECT_TRUE(eventually([&] { return admin.waiting_for_locks(db_->name()) == 1; }))
+      << "a writer of the claimed payment's account did not wait for the claim";
+  first_done = true;
+  first->commit();
+  writer.join();
+  EXPECT_TRUE(waited);
+}
+
+// A claim inside a batch that already holds a higher account (accounts are locked in id order)
+// does not wait for a lower one another transaction holds: it leaves that account's payments
+// for a later claim, and takes them once the account is free.
+TEST_F(PostgresStore, AClaimHoldingAHigherAccountTakesALowerOneOnlyIfFree) {
+  auto first = bootstrapped(1);  // accounts 1 and 2
+  auto other = open();
+  const Payment p = create_payment(*first, 100, kT0);  // account 1
+  const TimeMs later = kT0 + LedgerSettings{}.send_lease_ms + 1;
+  store::LockSet account_one;
+  account_one.accounts.push_back(1);
+  other->begin();
+  other->lock(account_one);
+
+  store::LockSet account_two;
+  account_two.accounts.push_back(2);
+  first->begin();
+  first->lock(account_two);
+  EXPECT_TRUE(first->due_resends(later, 10).empty()) << "account 1 is held by another";
+  other->rollback();
+  const auto claimed = first->due_resends(later, 10);
+  ASSERT_EQ(claimed.size(), 1U);
+  EXPECT_EQ(claimed[0].money_movement_id, p.money_movement_id);
+  first->commit();
+}
+
+// Write-behind: a write that fails when it is sent fails the call that sent it (here commit),
+// and nothing of the transaction is committed.
+TEST_F(PostgresStore, ABufferedWriteThatFailsFailsTheCommitAndNothingIsWritten) {
+  auto s = bootstrapped();
+  const Payment p = create_payment(*s, 100, kT0);
+  Payment orphan = p;
+  orphan.money_movement_id = p.money_movement_id + 1;
+  orphan.account_id = 999;  // no such account: the foreign key refuses it
+  s->begin();
+  store::LockSet locks;
+  locks.payments.push_back(p.money_movement_id);
+  s->lock(locks);
+  Payment changed = p;
+  changed.send_attempts = 9;
+  s->update_payment(changed);
+  s->insert_payment(orphan);  // buffered: nothing fails yet
+  const auto fault = fault_of([&] { s->commit(); });
+  ASSERT_TRUE(fault.has_value()) << "the commit succeeded";
+  EXPECT_EQ(*fault, StoreFault::none) << "a constraint: the statement, not the store";
+  s->rollback();
+  EXPECT_EQ(count("SELECT COUNT(*) FROM payments"), 1);
+  EXPECT_EQ(count("SELECT send_attempts FROM payments"), 1);
+  EXPECT_EQ(tx(*s, [&] { return s->find_payment(p.money_movement_id)->send_attempts; }), 1)
+      << "the next transaction starts clean";
+}
+
+// Reads that are not answered from memory see the transaction's buffered writes; held rows
+// answer from memory with the transaction's latest state, and checks a statement would make
+// happen at once.
+TEST_F(PostgresStore, ReadsSeeTheTransactionsOwnBufferedWrites) {
+  auto s = bootstrapped();
+  const Payment p = create_payment(*s, 100, kT0);
+  s->begin();
+  store::LockSet locks;
+  locks.payments.push_back(p.money_movement_id);
+  locks.payments.push_back(p.money_movement_id + 1000);  // no such payment
+  s->lock(locks);
+  EXPECT_FALSE(s->find_payment(p.money_movement_id + 1000).has_value());
+  Payment missing = p;
+  missing.money_movement_id += 1000;
+  EXPECT_THROW(s->update_payment(missing), StoreError) << "a held payment that does not exist";
+  Payment renamed = p;
+  renamed.merchant_name = "Other";
+  EXPECT_THROW(s->update_payment(renamed), StoreError) << "an immutable column";
+
+  Payment changed = p;
+  changed.status = "posted";
+  changed.callbacks_applied = 1;
+  s->update_payment(changed);
+  Payment fresh = p;
+  fresh.money_movement_id = p.money_movement_id + 1;
+  s->insert_payment(fresh);
+  fresh.send_attempts = 3;
+  s->update_payment(fresh);  // one insert of the final state
+  Account account = *s->find_account(1);
+  account.balance += 5;
+  s->update_account(account);
+  for (const Cents amount : {10, 20, 30}) {
+    s->append_event(store::Event{.at = kT0,
+                                 .kind = store::event_kind::kCallbackApplied,
+                                 .account_id = 1,
+                                 .money_movement_id = p.money_movement_id,
+                                 .amount_cents = amount,
+                                 .status = "posted",
+                                 .settle_deadline = std::nullopt,
+                                 .balance_after = 0,
+                                 .settled_balance_after = 0,
+                                 .detail = std::nullopt});
+  }
+  EXPECT_EQ(s->find_payment(p.money_movement_id)->status, "posted");
+  EXPECT_EQ(s->find_account(1)->balance, account.balance);
+  store::PaymentFilter all;
+  const auto listed = s->list_payments(all);  // from the server: the buffered writes went first
+  ASSERT_EQ(listed.size(), 2U);
+  EXPECT_EQ(listed[0].send_attempts, 3);
+  EXPECT_EQ(listed[1].status, "posted");
+  const auto history = s->callback_history(p.money_movement_id);
+  ASSERT_EQ(history.size(), 3U);
+  EXPECT_EQ(history[0].amount_cents, 10);
+  EXPECT_EQ(history[2].amount_cents, 30) << "events keep the order they were appended in";
+  EXPECT_TRUE(s->commit());
+  EXPECT_EQ(count("SELECT balance FROM accounts WHERE account_id = 1"), account.balance);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM payments WHERE status = 'posted'"), 1);
 }
 
 // --- A connection lost during COMMIT -------------------------------------------------------

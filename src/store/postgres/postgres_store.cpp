@@ -6,8 +6,16 @@
 #include <array>
 #include <cassert>
 #include <chrono>
+#include <iterator>
 #include <limits>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
 #include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "store/postgres/pg.hpp"
 
@@ -158,14 +166,78 @@ TimeMs wall_clock_ms() {
       .count();
 }
 
-constexpr const char* kPaymentColumns =
-    "money_movement_id, account_id, amount_cents, original_amount_cents, merchant_name, status, "
-    "created_at, updated_at, last_sent_at, settle_deadline, callbacks_applied, resend_at, "
-    "send_attempts";
-constexpr const char* kAccountColumns =
-    "account_id, created_at, status, balance, settled_balance, negative_since";
-constexpr const char* kIdempotencyColumns =
-    "key, request_hash, money_movement_id, response_status, response_body, created_at";
+// The columns of each table, in the order every statement, reader and writer below uses them.
+struct Column {
+  const char* name;
+  const char* type;
+};
+constexpr std::array<Column, 6> kAccountCols = {{{"account_id", "bigint"},
+                                                 {"created_at", "bigint"},
+                                                 {"status", "text"},
+                                                 {"balance", "bigint"},
+                                                 {"settled_balance", "bigint"},
+                                                 {"negative_since", "bigint"}}};
+constexpr std::array<Column, 13> kPaymentCols = {{{"money_movement_id", "bigint"},
+                                                  {"account_id", "bigint"},
+                                                  {"amount_cents", "bigint"},
+                                                  {"original_amount_cents", "bigint"},
+                                                  {"merchant_name", "text"},
+                                                  {"status", "text"},
+                                                  {"created_at", "bigint"},
+                                                  {"updated_at", "bigint"},
+                                                  {"last_sent_at", "bigint"},
+                                                  {"settle_deadline", "bigint"},
+                                                  {"callbacks_applied", "bigint"},
+                                                  {"resend_at", "bigint"},
+                                                  {"send_attempts", "bigint"}}};
+constexpr std::array<Column, 10> kEventCols = {{{"at", "bigint"},
+                                                {"kind", "text"},
+                                                {"account_id", "bigint"},
+                                                {"money_movement_id", "bigint"},
+                                                {"amount_cents", "bigint"},
+                                                {"status", "text"},
+                                                {"settle_deadline", "bigint"},
+                                                {"balance_after", "bigint"},
+                                                {"settled_balance_after", "bigint"},
+                                                {"detail", "text"}}};
+constexpr std::array<Column, 6> kIdempotencyCols = {{{"key", "text"},
+                                                     {"request_hash", "text"},
+                                                     {"money_movement_id", "bigint"},
+                                                     {"response_status", "bigint"},
+                                                     {"response_body", "text"},
+                                                     {"created_at", "bigint"}}};
+// complete_idempotency's rows.
+constexpr std::array<Column, 3> kCompletionCols = {
+    {{"key", "text"}, {"response_status", "bigint"}, {"response_body", "text"}}};
+
+// "a, b, c"
+std::string names(std::span<const Column> columns) {
+  std::string out;
+  for (const Column& c : columns) {
+    if (!out.empty()) out += ", ";
+    out += c.name;
+  }
+  return out;
+}
+
+// The rows of an ArrayColumns as a table `u` with the columns' names:
+// "unnest($1::bigint[], $2::text[]) AS u(a, b)". With `ordinality`, also the row's position `n`.
+std::string unnest(std::span<const Column> columns, bool ordinality = false) {
+  std::string out = "unnest(";
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    if (i > 0) out += ", ";
+    out += "$" + std::to_string(i + 1) + "::" + columns[i].type + "[]";
+  }
+  out += ordinality ? ") WITH ORDINALITY AS u(" : ") AS u(";
+  out += names(columns);
+  out += ordinality ? ", n)" : ")";
+  return out;
+}
+
+const std::string kAccountColumns = names(kAccountCols);
+const std::string kPaymentColumns = names(kPaymentCols);
+const std::string kIdempotencyColumns = names(kIdempotencyCols);
+const std::string kEventColumns = names(kEventCols);
 
 std::string cat(std::initializer_list<std::string_view> parts) {
   std::string out;
@@ -175,30 +247,20 @@ std::string cat(std::initializer_list<std::string_view> parts) {
 
 // Every statement of the store, prepared on each connection at its first use.
 struct Statements {
+  // Sent in the same round trip as the transaction's first statement (PostgresStore::send).
+  Statement begin{"begin", "BEGIN"};
   Statement find_account{"find_account",
                          cat({"SELECT ", kAccountColumns, " FROM accounts WHERE account_id = $1"})};
   Statement list_accounts{"list_accounts",
                           cat({"SELECT ", kAccountColumns, " FROM accounts ORDER BY account_id"})};
   Statement max_account_id{"max_account_id", "SELECT COALESCE(MAX(account_id), 0) FROM accounts"};
   Statement next_account_id{"next_account_id", "SELECT nextval('account_ids')"};
-  Statement insert_account{"insert_account",
-                           "INSERT INTO accounts (account_id, created_at, status, balance, "
-                           "settled_balance, negative_since) VALUES ($1, $2, $3, $4, $5, $6)"};
-  Statement update_account{"update_account",
-                           "UPDATE accounts SET created_at = $2, status = $3, balance = $4, "
-                           "settled_balance = $5, negative_since = $6 WHERE account_id = $1"};
   Statement find_payment{"find_payment", cat({"SELECT ", kPaymentColumns,
                                               " FROM payments WHERE money_movement_id = $1"})};
   // [filters]: bit 0 account_id, bit 1 status. One statement per combination, each walking an
   // index backwards from the cursor.
   std::array<Statement, 4> list_payments{list_payments_statement(0), list_payments_statement(1),
                                          list_payments_statement(2), list_payments_statement(3)};
-  // SKIP LOCKED: a payment another instance is claiming right now is its; each due payment goes
-  // to one instance. Both walk payments_resend_due, the partial index of waiting payments.
-  Statement due_resends{"due_resends",
-                        cat({"SELECT ", kPaymentColumns,
-                             " FROM payments WHERE resend_at <= $1 ORDER BY resend_at LIMIT $2 "
-                             "FOR UPDATE SKIP LOCKED"})};
   Statement next_resend_at{"next_resend_at",
                            "SELECT MIN(resend_at) FROM payments WHERE resend_at IS NOT NULL"};
   Statement make_backoffs_due{"make_backoffs_due",
@@ -210,22 +272,6 @@ struct Statements {
       "take_movement_block",
       "SELECT nextval('money_movement_ids'), seqincrement FROM pg_catalog.pg_sequence "
       "WHERE seqrelid = 'money_movement_ids'::regclass"};
-  Statement insert_payment{"insert_payment",
-                           cat({"INSERT INTO payments (", kPaymentColumns,
-                                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-                                "$13)"})};
-  // The immutable columns are matched, not set, so an attempt to change one fails (as in SQLite).
-  Statement update_payment{
-      "update_payment",
-      "UPDATE payments SET amount_cents = $3, status = $6, updated_at = $8, last_sent_at = $9, "
-      "settle_deadline = $10, callbacks_applied = $11, resend_at = $12, send_attempts = $13 "
-      "WHERE money_movement_id = $1 AND account_id = $2 AND original_amount_cents = $4 "
-      "AND merchant_name = $5 AND created_at = $7"};
-  Statement insert_event{"insert_event",
-                         "INSERT INTO events (at, kind, account_id, money_movement_id, "
-                         "amount_cents, status, settle_deadline, balance_after, "
-                         "settled_balance_after, detail) "
-                         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"};
   // The last entry of the primary key's index.
   Statement latest_event_time{"latest_event_time",
                               "SELECT at FROM events ORDER BY event_id DESC LIMIT 1"};
@@ -238,12 +284,6 @@ struct Statements {
   Statement find_idempotency_for_payment{
       "find_idempotency_for_payment",
       cat({"SELECT ", kIdempotencyColumns, " FROM idempotency_keys WHERE money_movement_id = $1"})};
-  Statement insert_idempotency{"insert_idempotency",
-                               "INSERT INTO idempotency_keys (key, request_hash, "
-                               "money_movement_id, created_at) VALUES ($1, $2, $3, $4)"};
-  Statement complete_idempotency{
-      "complete_idempotency",
-      "UPDATE idempotency_keys SET response_status = $1, response_body = $2 WHERE key = $3"};
   Statement delete_idempotency{"delete_idempotency", "DELETE FROM idempotency_keys WHERE key = $1"};
   // SKIP LOCKED: two instances sweeping at once delete different keys instead of queueing on the
   // same rows.
@@ -256,7 +296,48 @@ struct Statements {
                          "INSERT INTO writer_probe (id, probed_at) VALUES (1, $1) "
                          "ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at"};
 
-  // Store::lock, one statement per step (see lock()).
+  // The writes, each for any number of rows (one array parameter per column, see ArrayColumns):
+  // write-behind sends one statement per table and kind for a whole batch. The updates name the
+  // keys again as `= ANY($1)`: the planner estimates unnest() poorly and would join by scanning
+  // the whole table; with it, the rows are found through the primary key.
+  Statement insert_accounts{"insert_accounts", cat({"INSERT INTO accounts (", kAccountColumns,
+                                                    ") SELECT * FROM ", unnest(kAccountCols)})};
+  Statement update_accounts{
+      "update_accounts",
+      cat({"UPDATE accounts a SET created_at = u.created_at, status = u.status, "
+           "balance = u.balance, settled_balance = u.settled_balance, "
+           "negative_since = u.negative_since FROM ",
+           unnest(kAccountCols),
+           " WHERE a.account_id = ANY($1::bigint[]) AND a.account_id = u.account_id"})};
+  Statement insert_payments{"insert_payments", cat({"INSERT INTO payments (", kPaymentColumns,
+                                                    ") SELECT * FROM ", unnest(kPaymentCols)})};
+  // The immutable columns are matched, not set, so an attempt to change one fails (as in SQLite).
+  Statement update_payments{
+      "update_payments",
+      cat({"UPDATE payments p SET amount_cents = u.amount_cents, status = u.status, "
+           "updated_at = u.updated_at, last_sent_at = u.last_sent_at, "
+           "settle_deadline = u.settle_deadline, callbacks_applied = u.callbacks_applied, "
+           "resend_at = u.resend_at, send_attempts = u.send_attempts FROM ",
+           unnest(kPaymentCols),
+           " WHERE p.money_movement_id = ANY($1::bigint[]) "
+           "AND p.money_movement_id = u.money_movement_id AND p.account_id = u.account_id "
+           "AND p.original_amount_cents = u.original_amount_cents "
+           "AND p.merchant_name = u.merchant_name AND p.created_at = u.created_at"})};
+  // In the order they were appended: the identity column takes its values as the rows leave the
+  // sort, so event_id follows that order.
+  Statement insert_events{"insert_events",
+                          cat({"INSERT INTO events (", kEventColumns, ") SELECT ", kEventColumns,
+                               " FROM ", unnest(kEventCols, /*ordinality=*/true), " ORDER BY n"})};
+  Statement insert_idempotency{"insert_idempotency",
+                               cat({"INSERT INTO idempotency_keys (", kIdempotencyColumns,
+                                    ") SELECT * FROM ", unnest(kIdempotencyCols)})};
+  Statement complete_idempotency{
+      "complete_idempotency",
+      cat({"UPDATE idempotency_keys k SET response_status = u.response_status, "
+           "response_body = u.response_body FROM ",
+           unnest(kCompletionCols), " WHERE k.key = u.key"})};
+
+  // Store::lock, in one round trip (see lock()). The locking reads return the whole rows.
   Statement lock_start_up{"lock_start_up", "SELECT pg_advisory_xact_lock(" +
                                                std::to_string(kAdvisoryLockClass) + ", " +
                                                std::to_string(kStartUpLockKey) + ")"};
@@ -264,19 +345,55 @@ struct Statements {
   Statement lock_keys{"lock_keys",
                       "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT "
                       "hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS s"};
-  Statement accounts_of_payments{
-      "accounts_of_payments",
-      "SELECT DISTINCT account_id FROM payments WHERE money_movement_id = ANY($1::bigint[])"};
   // FOR UPDATE locks the rows as they leave the sort: in account_id order.
-  Statement lock_all_accounts{"lock_all_accounts",
-                              "SELECT account_id FROM accounts ORDER BY account_id FOR UPDATE"};
-  Statement lock_accounts{"lock_accounts",
-                          "SELECT account_id FROM accounts WHERE account_id = ANY($1::bigint[]) "
-                          "ORDER BY account_id FOR UPDATE"};
-  Statement lock_payments{"lock_payments",
-                          "SELECT money_movement_id FROM payments "
-                          "WHERE money_movement_id = ANY($1::bigint[]) "
-                          "ORDER BY money_movement_id FOR UPDATE"};
+  Statement lock_all_accounts{
+      "lock_all_accounts",
+      cat({"SELECT ", kAccountColumns, " FROM accounts ORDER BY account_id FOR UPDATE"})};
+  // The given accounts ($1) and those of the given payments ($2), read without a lock (a
+  // payment's account never changes). ARRAY(...) is computed once, so the accounts are found
+  // through their primary key.
+  Statement lock_accounts{
+      "lock_accounts",
+      cat({"SELECT ", kAccountColumns,
+           " FROM accounts WHERE account_id = ANY(ARRAY(SELECT unnest($1::bigint[]) UNION "
+           "SELECT account_id FROM payments WHERE money_movement_id = ANY($2::bigint[]))) "
+           "ORDER BY account_id FOR UPDATE"})};
+  Statement lock_payments{"lock_payments", cat({"SELECT ", kPaymentColumns,
+                                                " FROM payments "
+                                                "WHERE money_movement_id = ANY($1::bigint[]) "
+                                                "ORDER BY money_movement_id FOR UPDATE"})};
+  // Read after the locks, for the transaction's cache: the records of the locked keys, and those
+  // of the locked payments.
+  Statement idempotency_of_keys{
+      "idempotency_of_keys",
+      cat({"SELECT ", kIdempotencyColumns, " FROM idempotency_keys WHERE key = ANY($1::text[])"})};
+  Statement idempotency_of_payments{
+      "idempotency_of_payments",
+      cat({"SELECT ", kIdempotencyColumns,
+           " FROM idempotency_keys WHERE money_movement_id = ANY($1::bigint[]) "
+           "ORDER BY money_movement_id, key"})};
+
+  // due_resends, in the global lock order (see there). The candidates walk payments_resend_due,
+  // the partial index of waiting payments.
+  Statement due_resend_candidates{"due_resend_candidates",
+                                  "SELECT money_movement_id, account_id FROM payments "
+                                  "WHERE resend_at <= $1 ORDER BY resend_at LIMIT $2"};
+  Statement share_accounts{
+      "share_accounts",
+      cat({"SELECT ", kAccountColumns,
+           " FROM accounts WHERE account_id = ANY($1::bigint[]) ORDER BY account_id FOR SHARE"})};
+  Statement share_accounts_skip_locked{
+      "share_accounts_skip_locked",
+      cat({"SELECT ", kAccountColumns,
+           " FROM accounts WHERE account_id = ANY($1::bigint[]) ORDER BY account_id "
+           "FOR SHARE SKIP LOCKED"})};
+  // SKIP LOCKED: a payment another instance is claiming right now is its; each due payment goes
+  // to one instance. resend_at is checked again on the latest version of each row.
+  Statement claim_resends{"claim_resends",
+                          cat({"SELECT ", kPaymentColumns,
+                               " FROM payments WHERE money_movement_id = ANY($1::bigint[]) "
+                               "AND resend_at <= $2 ORDER BY resend_at LIMIT $3 "
+                               "FOR UPDATE SKIP LOCKED"})};
 
   Statement current_xid{"current_xid", "SELECT pg_current_xact_id_if_assigned()::text"};
   Statement xact_status{"xact_status", "SELECT pg_xact_status($1::xid8)"};
@@ -295,6 +412,10 @@ struct Statements {
 const Statements& statements() {
   static const Statements s;
   return s;
+}
+
+Query query(const Statement& statement, Params params = {}) {
+  return Query{.statement = &statement, .params = std::move(params)};
 }
 
 core::Payment read_payment(const Result& r, int row) {
@@ -335,20 +456,22 @@ core::Account read_account(const Result& r, int row) {
   };
 }
 
-std::optional<IdempotencyRecord> read_idempotency(const Result& r) {
-  if (r.rows() == 0) return std::nullopt;
-  const auto status = r.optional_int64(0, 3);
+IdempotencyRecord read_idempotency(const Result& r, int row) {
+  const auto status = r.optional_int64(row, 3);
   return IdempotencyRecord{
-      .key = r.text(0, 0),
-      .request_hash = r.text(0, 1),
-      .money_movement_id = r.int64(0, 2),
+      .key = r.text(row, 0),
+      .request_hash = r.text(row, 1),
+      .money_movement_id = r.int64(row, 2),
       .response_status = status ? std::optional<int>(static_cast<int>(*status)) : std::nullopt,
-      .response_body = r.optional_text(0, 4),
-      .created_at = r.int64(0, 5),
+      .response_body = r.optional_text(row, 4),
+      .created_at = r.int64(row, 5),
   };
 }
 
-Params& add_account(Params& p, const core::Account& a) {
+// The add_* functions fill Params (one row's parameters) or ArrayColumns (a batch of rows) alike,
+// in the column order above.
+template <class Sink>
+Sink& add_account(Sink& p, const core::Account& a) {
   return p.add(a.account_id)
       .add(a.created_at)
       .add(core::to_string(a.status))
@@ -357,7 +480,8 @@ Params& add_account(Params& p, const core::Account& a) {
       .add(a.negative_since);
 }
 
-Params& add_payment(Params& p, const core::Payment& x) {
+template <class Sink>
+Sink& add_payment(Sink& p, const core::Payment& x) {
   return p.add(x.money_movement_id)
       .add(x.account_id)
       .add(x.amount_cents)
@@ -373,6 +497,47 @@ Params& add_payment(Params& p, const core::Payment& x) {
       .add(x.send_attempts);
 }
 
+template <class Sink>
+Sink& add_event(Sink& p, const Event& e) {
+  return p.add(e.at)
+      .add(e.kind)
+      .add(e.account_id)
+      .add(e.money_movement_id)
+      .add(e.amount_cents)
+      .add(e.status)
+      .add(e.settle_deadline)
+      .add(e.balance_after)
+      .add(e.settled_balance_after)
+      .add(e.detail);
+}
+
+std::optional<std::int64_t> widened(std::optional<int> v) {
+  return v ? std::optional<std::int64_t>(*v) : std::nullopt;
+}
+
+template <class Sink>
+Sink& add_idempotency(Sink& p, const IdempotencyRecord& r) {
+  return p.add(r.key)
+      .add(r.request_hash)
+      .add(r.money_movement_id)
+      .add(widened(r.response_status))
+      .add(r.response_body)
+      .add(r.created_at);
+}
+
+template <class Sink>
+Sink& add_completion(Sink& p, const std::string& key, std::optional<int> status,
+                     const std::optional<std::string>& body) {
+  return p.add(key).add(widened(status)).add(body);
+}
+
+// What update_payment may change: the rest identifies the payment (update_payments matches it).
+bool same_identity(const core::Payment& a, const core::Payment& b) {
+  return a.money_movement_id == b.money_movement_id && a.account_id == b.account_id &&
+         a.original_amount_cents == b.original_amount_cents && a.merchant_name == b.merchant_name &&
+         a.created_at == b.created_at;
+}
+
 template <class T>
 std::vector<T> sorted_unique(std::vector<T> v) {
   std::sort(v.begin(), v.end());
@@ -380,6 +545,71 @@ std::vector<T> sorted_unique(std::vector<T> v) {
   return v;
 }
 
+// Due payments a claim considers, per payment it may take: up to this many instances claiming at
+// the same moment each find payments of their own among the candidates (the others' are skipped).
+constexpr std::size_t kClaimCandidatesPerPayment = 4;
+
+enum class Write { insert, update };
+
+// A write batch's transaction in memory (see PostgresStore).
+struct TxRows {
+  // Rows the transaction holds: locked by it (lock(), due_resends) or inserted by it. No other
+  // transaction can change them before this one ends, so reads of them are answered from here.
+  // std::nullopt: the row was asked for and does not exist.
+  std::unordered_map<AccountId, std::optional<core::Account>> accounts;
+  std::unordered_map<MovementId, std::optional<core::Payment>> payments;
+  // Idempotency records read right after the locks (those of the locked keys and of the locked
+  // payments) or written by the transaction, by key; and a payment's key (std::nullopt: none).
+  // The key's lock keeps other requests with that key out; an instance recording the provider's
+  // verdict on the payment may complete the record meanwhile without it, the same race as
+  // reading the record a few statements later.
+  std::unordered_map<std::string, std::optional<IdempotencyRecord>> idempotency;
+  std::unordered_map<MovementId, std::optional<std::string>> key_of_payment;
+
+  // Write-behind: the rows to write before the next statement (or COMMIT), each once in its
+  // final state (the row above), and the events in the order they were appended.
+  std::map<AccountId, Write> account_writes;
+  std::map<MovementId, Write> payment_writes;
+  std::map<std::string, Write> idempotency_writes;
+  std::vector<Event> events;
+
+  bool writes_pending() const {
+    return !account_writes.empty() || !payment_writes.empty() || !idempotency_writes.empty() ||
+           !events.empty();
+  }
+  void clear() noexcept {
+    accounts.clear();
+    payments.clear();
+    idempotency.clear();
+    key_of_payment.clear();
+    account_writes.clear();
+    payment_writes.clear();
+    idempotency_writes.clear();
+    events.clear();
+  }
+};
+
+// The entry for `id`, or nullptr when `rows` does not know it.
+template <class Map, class Key>
+const typename Map::mapped_type* known(const Map& rows, const Key& id) {
+  const auto it = rows.find(id);
+  return it == rows.end() ? nullptr : &it->second;
+}
+
+// The PostgreSQL store. A write batch's transaction makes few round trips (docs/decisions.md,
+// "PostgreSQL store"):
+//  * begin() sends nothing: BEGIN goes with the transaction's first statements, usually lock().
+//  * lock() takes every lock in one round trip, and its locking reads return the whole rows,
+//    kept in memory with the idempotency records of the locked keys and payments (TxRows); the
+//    batch's jobs read those rows from memory.
+//  * Write-behind: writes of rows the transaction holds (and every insert and event) only change
+//    memory; they are sent before the next statement that goes to the server, in the same round
+//    trip, as one batch statement per table and kind, so every read still sees the
+//    transaction's own writes. A write that fails there fails that statement's call (and the
+//    batch: the writer then runs its jobs one by one). Writes of rows the transaction does not
+//    hold are sent at once, so they wait for (or fail on) whoever holds the row as before.
+//  * commit() sends the last writes together with the read of the transaction id, then COMMIT
+//    on its own.
 class PostgresStore final : public Store {
  public:
   PostgresStore(const std::string& uri, const StoreOptions& options)
@@ -406,10 +636,10 @@ class PostgresStore final : public Store {
 
   void begin() override {
     assert(!in_tx_);
-    // Outside a transaction a lost connection is replaced before the statement runs (run()).
-    run_simple("BEGIN");
     in_tx_ = true;
+    begun_ = false;
     may_have_written_ = false;
+    tx_.clear();
   }
 
   // In this order, each sorted and without duplicates, so two instances locking overlapping sets
@@ -418,56 +648,97 @@ class PostgresStore final : public Store {
   //   2. idempotency keys: an advisory transaction lock on a 64-bit hash of each key, in hash
   //      order (a key's row may not exist yet, so a row lock cannot serve; a hash collision only
   //      makes two requests wait for each other);
-  //   3. accounts: every one, or the given ones plus the accounts of the given payments (read
-  //      first without a lock: a payment's account never changes), FOR UPDATE in account_id
-  //      order;
+  //   3. accounts: every one, or the given ones plus the accounts of the given payments, FOR
+  //      UPDATE in account_id order;
   //   4. the given payments, FOR UPDATE in money_movement_id order.
-  // One statement per step. After the locks, every read of the transaction (READ COMMITTED: a
-  // new snapshot per statement) sees the latest committed rows.
+  // All in one round trip, followed by the reads of the idempotency records of the locked keys
+  // and payments. The rows read are kept for the transaction (TxRows). After the locks, every
+  // read of the transaction (READ COMMITTED: a new snapshot per statement) sees the latest
+  // committed rows.
   void lock(const LockSet& locks) override {
     assert(in_tx_);
     const auto& s = statements();
-    may_have_written_ = true;  // row locks are written into the rows
-    if (locks.start_up) run(s.lock_start_up, Params{});
-    if (!locks.idempotency_keys.empty()) {
-      const auto keys = sorted_unique(locks.idempotency_keys);
-      Params p;
-      run(s.lock_keys, p.add_array(keys));
-    }
+    const auto keys = sorted_unique(locks.idempotency_keys);
+    const auto accounts = sorted_unique(locks.accounts);
     const auto payments = sorted_unique(locks.payments);
+    std::vector<Query> q;
+    // The index of each step's result.
+    const auto step = [&q](Query x) {
+      q.push_back(std::move(x));
+      return q.size() - 1;
+    };
+    if (locks.start_up) step(query(s.lock_start_up));
+    if (!keys.empty()) step(query(s.lock_keys, Params().add_array(keys)));
+    std::optional<std::size_t> accounts_at;
+    std::optional<std::size_t> payments_at;
+    std::optional<std::size_t> key_records_at;
+    std::optional<std::size_t> payment_records_at;
     if (locks.all_accounts) {
-      run(s.lock_all_accounts, Params{});
-    } else {
-      std::vector<AccountId> accounts = locks.accounts;
-      if (!payments.empty()) {
-        Params p;
-        const Result r = run(s.accounts_of_payments, p.add_array(payments));
-        for (int i = 0; i < r.rows(); ++i) accounts.push_back(r.int64(i, 0));
-      }
-      accounts = sorted_unique(std::move(accounts));
-      if (!accounts.empty()) {
-        Params p;
-        run(s.lock_accounts, p.add_array(accounts));
-      }
+      accounts_at = step(query(s.lock_all_accounts));
+    } else if (!accounts.empty() || !payments.empty()) {
+      accounts_at = step(query(s.lock_accounts, Params().add_array(accounts).add_array(payments)));
     }
     if (!payments.empty()) {
-      Params p;
-      run(s.lock_payments, p.add_array(payments));
+      payments_at = step(query(s.lock_payments, Params().add_array(payments)));
+      payment_records_at = step(query(s.idempotency_of_payments, Params().add_array(payments)));
+    }
+    if (!keys.empty())
+      key_records_at = step(query(s.idempotency_of_keys, Params().add_array(keys)));
+    if (q.empty()) return;
+    may_have_written_ = true;  // row locks are written into the rows
+    const std::vector<Result> r = send(std::move(q));
+
+    if (accounts_at) {
+      if (!locks.all_accounts) {
+        for (const AccountId id : accounts) tx_.accounts[id] = std::nullopt;
+      }
+      hold_accounts(r[*accounts_at]);
+    }
+    if (payments_at) {
+      for (const MovementId id : payments) tx_.payments[id] = std::nullopt;
+      hold_payments(r[*payments_at]);
+    }
+    if (key_records_at) {
+      for (const auto& key : keys) tx_.idempotency[key] = std::nullopt;
+      const Result& records = r[*key_records_at];
+      for (int i = 0; i < records.rows(); ++i) {
+        auto record = read_idempotency(records, i);
+        tx_.idempotency[record.key] = std::move(record);
+      }
+    }
+    if (payment_records_at) {
+      for (const MovementId id : payments) tx_.key_of_payment[id] = std::nullopt;
+      const Result& records = r[*payment_records_at];
+      for (int i = 0; i < records.rows(); ++i) {
+        auto record = read_idempotency(records, i);
+        auto& key = tx_.key_of_payment[record.money_movement_id];
+        if (!key) key = record.key;  // a payment has one key; if several, the first
+        tx_.idempotency[record.key] = std::move(record);
+      }
     }
   }
 
   // Whether the transaction wrote: it has a transaction id (PostgreSQL assigns one at the first
   // write, row locks included). That id is also what establishes the outcome when the connection
-  // is lost during COMMIT: see resolve_lost_commit. COMMIT is sent once, never again.
+  // is lost during COMMIT: see resolve_lost_commit. It is read in the round trip that sends the
+  // last buffered writes. COMMIT is sent once, never again.
   bool commit() override {
     assert(in_tx_);
+    if (!begun_ && !may_have_written_) {
+      end_transaction();  // nothing was sent: there is no transaction on the server
+      return false;
+    }
     std::optional<std::string> xid;
-    if (may_have_written_) xid = run(statements().current_xid, Params{}).optional_text(0, 0);
+    if (may_have_written_) {
+      std::vector<Query> q;
+      q.push_back(query(statements().current_xid));
+      xid = send(std::move(q)).front().optional_text(0, 0);
+    }
     Result done;
     try {
       done = conn_->exec("COMMIT");
     } catch (const StoreError& e) {
-      in_tx_ = false;
+      end_transaction();
       // The server answered with an error (a serialization failure or deferred check at commit):
       // the transaction was rolled back, and the error says why.
       if (conn_->usable()) throw;
@@ -479,7 +750,7 @@ class PostgresStore final : public Store {
       resolve_lost_commit(*xid, e.what());
       return true;
     }
-    in_tx_ = false;
+    end_transaction();
     // COMMIT of a transaction that had failed answers "ROLLBACK" and no error.
     if (std::string_view(PQcmdStatus(done.get())) != "COMMIT") {
       throw StoreError("commit: the transaction had failed and was rolled back");
@@ -489,9 +760,11 @@ class PostgresStore final : public Store {
 
   void rollback() noexcept override {
     if (!in_tx_) return;  // after commit() threw, or after a failed begin()
-    in_tx_ = false;
-    // A lost connection took the transaction with it: the server rolled it back.
-    if (!conn_ || !conn_->usable()) return;
+    const bool begun = begun_;
+    end_transaction();
+    // Nothing was sent, or a lost connection took the transaction with it (the server rolled it
+    // back).
+    if (!begun || !conn_ || !conn_->usable()) return;
     try {
       conn_->exec("ROLLBACK");
     } catch (const StoreError& e) {
@@ -515,6 +788,7 @@ class PostgresStore final : public Store {
   }
 
   std::optional<core::Account> find_account(AccountId id) override {
+    if (const auto* held = known(tx_.accounts, id)) return *held;
     Params p;
     const Result r = run(statements().find_account, p.add(id));
     if (r.rows() == 0) return std::nullopt;
@@ -535,16 +809,17 @@ class PostgresStore final : public Store {
   AccountId next_account_id() override { return scalar(statements().next_account_id); }
 
   void insert_account(const core::Account& a) override {
-    Params p;
-    write(statements().insert_account, add_account(p, a));
+    stage_insert(tx_.accounts, tx_.account_writes, a.account_id, a, "insert account");
   }
 
   void update_account(const core::Account& a) override {
-    Params p;
-    require_one_change(write(statements().update_account, add_account(p, a)), "update account");
+    if (stage_update(tx_.accounts, tx_.account_writes, a.account_id, a, "update account")) return;
+    ArrayColumns row(kAccountCols.size());
+    write_now(statements().update_accounts, add_account(row, a), "update account");
   }
 
   std::optional<core::Payment> find_payment(MovementId id) override {
+    if (const auto* held = known(tx_.payments, id)) return *held;
     Params p;
     const Result r = run(statements().find_payment, p.add(id));
     if (r.rows() == 0) return std::nullopt;
@@ -561,11 +836,60 @@ class PostgresStore final : public Store {
     return read_payments(run(st, p));
   }
 
+  // The claimed payments' accounts are locked too (FOR SHARE), before the payments, as every lock
+  // is taken (accounts, then payments): lease_for_resend records the account's balances in the
+  // payment_resent event without locking the account, and another instance changing the account
+  // and committing in between would leave that event, the account's newest, with stale balances.
+  //  1. Candidates, without locks: the earliest due payments, more than `limit` (see
+  //     kClaimCandidatesPerPayment).
+  //  2. Their accounts, FOR SHARE in account_id order: claims of several instances share them,
+  //     writers wait. This transaction may hold account locks already (the batch's lock()): it
+  //     waits only for accounts above the highest it holds, which keeps the order; the ones
+  //     below it are taken only where free (SKIP LOCKED), and payments of accounts not obtained
+  //     are left for a later claim.
+  //  3. Among the candidates of obtained accounts, the earliest `limit` still due, FOR UPDATE
+  //     SKIP LOCKED.
   std::vector<core::Payment> due_resends(TimeMs now, std::size_t limit) override {
-    if (in_tx_) may_have_written_ = true;  // FOR UPDATE
+    if (limit == 0) return {};
+    const auto& s = statements();
+    if (in_tx_) may_have_written_ = true;  // row locks
     Params p;
-    return read_payments(
-        run(statements().due_resends, p.add(now).add(static_cast<std::int64_t>(limit))));
+    const Result due =
+        run(s.due_resend_candidates,
+            p.add(now).add(static_cast<std::int64_t>(limit * kClaimCandidatesPerPayment)));
+    std::unordered_set<AccountId> obtained;
+    AccountId highest_held = 0;
+    for (const auto& [id, account] : tx_.accounts) {
+      if (!account) continue;
+      obtained.insert(id);
+      highest_held = std::max(highest_held, id);
+    }
+    std::vector<AccountId> accounts;
+    accounts.reserve(static_cast<std::size_t>(due.rows()));
+    for (int i = 0; i < due.rows(); ++i) accounts.push_back(due.int64(i, 1));
+    std::vector<AccountId> wait_for;
+    std::vector<AccountId> if_free;
+    for (const AccountId id : sorted_unique(std::move(accounts))) {
+      if (!obtained.contains(id)) (id > highest_held ? wait_for : if_free).push_back(id);
+    }
+    std::vector<Query> q;
+    if (!if_free.empty()) {
+      q.push_back(query(s.share_accounts_skip_locked, Params().add_array(if_free)));
+    }
+    if (!wait_for.empty()) q.push_back(query(s.share_accounts, Params().add_array(wait_for)));
+    if (!q.empty()) {
+      for (const Result& r : send(std::move(q))) {
+        for (const auto& a : hold_accounts(r)) obtained.insert(a.account_id);
+      }
+    }
+    std::vector<MovementId> claimable;
+    for (int i = 0; i < due.rows(); ++i) {
+      if (obtained.contains(due.int64(i, 1))) claimable.push_back(due.int64(i, 0));
+    }
+    if (claimable.empty()) return {};
+    Params claim;
+    claim.add_array(claimable).add(now).add(static_cast<std::int64_t>(limit));
+    return hold_payments(run(s.claim_resends, claim));
   }
 
   std::optional<TimeMs> next_resend_at() override {
@@ -574,8 +898,9 @@ class PostgresStore final : public Store {
 
   std::size_t make_backoffs_due(TimeMs now, TimeMs send_lease_ms) override {
     Params p;
-    return static_cast<std::size_t>(
-        write(statements().make_backoffs_due, p.add(now).add(send_lease_ms)));
+    const auto changed = write(statements().make_backoffs_due, p.add(now).add(send_lease_ms));
+    tx_.payments.clear();  // it may have changed held payments: read them again
+    return static_cast<std::size_t>(changed);
   }
 
   MovementId max_movement_id() override { return scalar(statements().max_movement_id); }
@@ -602,28 +927,26 @@ class PostgresStore final : public Store {
   }
 
   void insert_payment(const core::Payment& x) override {
-    Params p;
-    write(statements().insert_payment, add_payment(p, x));
+    stage_insert(tx_.payments, tx_.payment_writes, x.money_movement_id, x, "insert payment");
+    tx_.key_of_payment.try_emplace(x.money_movement_id, std::nullopt);  // a new payment: no key
   }
 
   void update_payment(const core::Payment& x) override {
-    Params p;
-    require_one_change(write(statements().update_payment, add_payment(p, x)), "update payment");
+    if (const auto* held = known(tx_.payments, x.money_movement_id);
+        held != nullptr && *held && !same_identity(**held, x)) {
+      throw StoreError("update payment: no such row");  // what the statement would find
+    }
+    if (stage_update(tx_.payments, tx_.payment_writes, x.money_movement_id, x, "update payment")) {
+      return;
+    }
+    ArrayColumns row(kPaymentCols.size());
+    write_now(statements().update_payments, add_payment(row, x), "update payment");
   }
 
   void append_event(const Event& e) override {
-    Params p;
-    p.add(e.at)
-        .add(e.kind)
-        .add(e.account_id)
-        .add(e.money_movement_id)
-        .add(e.amount_cents)
-        .add(e.status)
-        .add(e.settle_deadline)
-        .add(e.balance_after)
-        .add(e.settled_balance_after)
-        .add(e.detail);
-    write(statements().insert_event, p);
+    assert(in_tx_);
+    may_have_written_ = true;
+    tx_.events.push_back(e);
   }
 
   std::optional<TimeMs> latest_event_time() override {
@@ -649,35 +972,64 @@ class PostgresStore final : public Store {
   }
 
   std::optional<IdempotencyRecord> find_idempotency(const std::string& key) override {
+    if (const auto* held = known(tx_.idempotency, key)) return *held;
     Params p;
-    return read_idempotency(run(statements().find_idempotency, p.add(key)));
+    const Result r = run(statements().find_idempotency, p.add(key));
+    if (r.rows() == 0) return std::nullopt;
+    return read_idempotency(r, 0);
   }
 
   std::optional<IdempotencyRecord> find_idempotency_for_payment(MovementId id) override {
+    if (const auto* key = known(tx_.key_of_payment, id)) {
+      if (!*key) return std::nullopt;
+      if (const auto* held = known(tx_.idempotency, **key)) return *held;
+    }
     Params p;
-    return read_idempotency(run(statements().find_idempotency_for_payment, p.add(id)));
+    const Result r = run(statements().find_idempotency_for_payment, p.add(id));
+    if (r.rows() == 0) return std::nullopt;
+    return read_idempotency(r, 0);
   }
 
   void insert_idempotency(const IdempotencyRecord& r) override {
-    Params p;
-    write(statements().insert_idempotency,
-          p.add(r.key).add(r.request_hash).add(r.money_movement_id).add(r.created_at));
+    stage_insert(tx_.idempotency, tx_.idempotency_writes, r.key, r, "insert idempotency key");
+    if (const auto it = tx_.key_of_payment.find(r.money_movement_id);
+        it != tx_.key_of_payment.end() && !it->second) {
+      it->second = r.key;
+    }
   }
 
   void complete_idempotency(const std::string& key, int status, const std::string& body) override {
-    Params p;
-    write(statements().complete_idempotency, p.add(std::int64_t{status}).add(body).add(key));
+    assert(in_tx_);
+    const auto it = tx_.idempotency.find(key);
+    if (it == tx_.idempotency.end()) {
+      ArrayColumns row(kCompletionCols.size());
+      write(statements().complete_idempotency, add_completion(row, key, status, body).params());
+      return;
+    }
+    if (!it->second) return;  // no such key: the statement would change nothing
+    may_have_written_ = true;
+    it->second->response_status = status;
+    it->second->response_body = body;
+    tx_.idempotency_writes.try_emplace(key, Write::update);  // an insert stays one
   }
 
   void delete_idempotency(const std::string& key) override {
     Params p;
     write(statements().delete_idempotency, p.add(key));
+    if (const auto it = tx_.idempotency.find(key); it != tx_.idempotency.end()) {
+      it->second = std::nullopt;
+    }
+    std::erase_if(tx_.key_of_payment, [&](const auto& entry) { return entry.second == key; });
   }
 
   std::size_t delete_idempotency_created_before(TimeMs cutoff, std::size_t limit) override {
     Params p;
-    return static_cast<std::size_t>(write(statements().expire_idempotency,
-                                          p.add(cutoff).add(static_cast<std::int64_t>(limit))));
+    const auto deleted =
+        write(statements().expire_idempotency, p.add(cutoff).add(static_cast<std::int64_t>(limit)));
+    // It may have deleted records held in memory: read them again.
+    tx_.idempotency.clear();
+    tx_.key_of_payment.clear();
+    return static_cast<std::size_t>(deleted);
   }
 
   void ping() override { scalar(statements().ping); }
@@ -700,11 +1052,11 @@ class PostgresStore final : public Store {
     conn_ = std::move(fresh);
   }
 
-  // The connection for the next statement. Outside a transaction, a lost connection is replaced
-  // (the next begin(), or a reader's next query); inside one, the transaction died with it.
-  Connection& live() {
+  // The connection for the next round trip. A lost one is replaced when `may_replace` (see
+  // send()); otherwise the transaction died with it.
+  Connection& live(bool may_replace) {
     if (conn_ && conn_->usable()) return *conn_;
-    if (in_tx_) {
+    if (!may_replace) {
       throw StoreError("the connection to the database was lost during the transaction",
                        StoreFault::unavailable);
     }
@@ -712,27 +1064,45 @@ class PostgresStore final : public Store {
     return *conn_;
   }
 
-  // Runs a statement. Outside a transaction (reads of a reader connection, BEGIN) a statement
-  // that met a connection lost while idle (the server restarted, a failover, an idle timeout)
-  // runs once more on a new connection: nothing had happened yet.
-  Result run(const Statement& st, const Params& p) {
-    Connection& c = live();
+  // Sends `queries` in one round trip, after what the transaction still owes the server: its
+  // BEGIN (begin() sends nothing) and its buffered writes, so every statement sees the
+  // transaction's own writes. Returns the results of `queries`. Outside a transaction (a reader's
+  // query), and for a transaction's first round trip (nothing of it has happened on the server),
+  // a connection found lost (the server restarted, a failover, an idle timeout) is replaced and
+  // the round trip sent once more.
+  std::vector<Result> send(std::vector<Query> queries) {
+    const bool opens = in_tx_ && !begun_;
+    std::vector<Query> all;
+    if (opens) all.push_back(query(statements().begin));
+    const std::vector<WriteCheck> checks = take_writes(all);
+    const std::size_t first = all.size();
+    std::move(queries.begin(), queries.end(), std::back_inserter(all));
+    const bool may_reconnect = !in_tx_ || opens;
+    Connection* c = &live(may_reconnect);
+    // From here on rollback() must end the server's transaction.
+    begun_ = in_tx_;
+    std::vector<Result> results;
     try {
-      return c.exec(st, p);
+      results = c->pipeline(all);
     } catch (const StoreError&) {
-      if (in_tx_ || c.usable()) throw;
+      if (!may_reconnect || c->usable()) throw;
+      results = live(true).pipeline(all);
     }
-    return live().exec(st, p);
+    for (const auto& check : checks) {
+      const auto changed = results[check.at].affected_rows();
+      if (changed != static_cast<std::int64_t>(check.rows)) {
+        throw StoreError(all[check.at].statement->name + ": " + std::to_string(changed) + " of " +
+                         std::to_string(check.rows) + " rows written");
+      }
+    }
+    results.erase(results.begin(), results.begin() + static_cast<std::ptrdiff_t>(first));
+    return results;
   }
 
-  Result run_simple(const std::string& sql) {
-    Connection& c = live();
-    try {
-      return c.exec(sql);
-    } catch (const StoreError&) {
-      if (in_tx_ || c.usable()) throw;
-    }
-    return live().exec(sql);
+  Result run(const Statement& st, const Params& p) {
+    std::vector<Query> q;
+    q.push_back(query(st, p));
+    return std::move(send(std::move(q)).front());
   }
 
   // A statement that changes rows: only inside a transaction. Returns how many rows.
@@ -740,6 +1110,12 @@ class PostgresStore final : public Store {
     assert(in_tx_);
     may_have_written_ = true;
     return run(st, p).affected_rows();
+  }
+
+  // A write of one row the transaction does not hold: sent now, so it waits for (or fails on)
+  // whoever holds the row, and a missing row is found at once.
+  void write_now(const Statement& st, const ArrayColumns& row, const char* what) {
+    require_one_change(write(st, row.params()), what);
   }
 
   std::int64_t scalar(const Statement& st) {
@@ -750,6 +1126,114 @@ class PostgresStore final : public Store {
 
   static void require_one_change(std::int64_t changed, const char* what) {
     if (changed != 1) throw StoreError(std::string(what) + ": no such row");
+  }
+
+  // A new row: written with the next round trip. A row the transaction holds exists (or was
+  // inserted by it): the insert would fail on the primary key, and fails now.
+  template <class Id, class Row>
+  void stage_insert(std::unordered_map<Id, std::optional<Row>>& rows, std::map<Id, Write>& writes,
+                    const Id& id, const Row& row, const char* what) {
+    assert(in_tx_);
+    auto& held = rows[id];
+    if (held) throw StoreError(std::string(what) + ": the row exists");
+    held = row;
+    writes[id] = Write::insert;
+    may_have_written_ = true;
+  }
+
+  // The new state of a row the transaction holds: written with the next round trip (an inserted
+  // row is inserted in its final state). False when the row is not held: the caller writes it now.
+  template <class Id, class Row>
+  bool stage_update(std::unordered_map<Id, std::optional<Row>>& rows, std::map<Id, Write>& writes,
+                    const Id& id, const Row& row, const char* what) {
+    assert(in_tx_);
+    const auto it = rows.find(id);
+    if (it == rows.end()) return false;
+    if (!it->second) throw StoreError(std::string(what) + ": no such row");
+    it->second = row;
+    writes.try_emplace(id, Write::update);
+    may_have_written_ = true;
+    return true;
+  }
+
+  // A batch statement whose rows must all be written.
+  struct WriteCheck {
+    std::size_t at;  // its index in the round trip
+    std::size_t rows;
+  };
+
+  // Appends the buffered writes to `out`, one statement per table and kind (inserts before the
+  // updates; accounts before the payments that refer to them), and forgets them.
+  std::vector<WriteCheck> take_writes(std::vector<Query>& out) {
+    std::vector<WriteCheck> checks;
+    if (!tx_.writes_pending()) return checks;
+    const auto& s = statements();
+    const auto add = [&](const Statement& st, const ArrayColumns& rows, bool all_rows) {
+      if (rows.rows() == 0) return;
+      if (all_rows) checks.push_back(WriteCheck{.at = out.size(), .rows = rows.rows()});
+      out.push_back(query(st, rows.params()));
+    };
+    ArrayColumns new_accounts(kAccountCols.size());
+    ArrayColumns changed_accounts(kAccountCols.size());
+    for (const auto& [id, write] : tx_.account_writes) {
+      add_account(write == Write::insert ? new_accounts : changed_accounts, *tx_.accounts.at(id));
+    }
+    ArrayColumns new_payments(kPaymentCols.size());
+    ArrayColumns changed_payments(kPaymentCols.size());
+    for (const auto& [id, write] : tx_.payment_writes) {
+      add_payment(write == Write::insert ? new_payments : changed_payments, *tx_.payments.at(id));
+    }
+    ArrayColumns events(kEventCols.size());
+    for (const Event& e : tx_.events) add_event(events, e);
+    ArrayColumns new_keys(kIdempotencyCols.size());
+    ArrayColumns completed_keys(kCompletionCols.size());
+    for (const auto& [key, write] : tx_.idempotency_writes) {
+      const IdempotencyRecord& r = *tx_.idempotency.at(key);
+      if (write == Write::insert) {
+        add_idempotency(new_keys, r);
+      } else {
+        add_completion(completed_keys, key, r.response_status, r.response_body);
+      }
+    }
+    add(s.insert_accounts, new_accounts, true);
+    add(s.insert_payments, new_payments, true);
+    add(s.update_accounts, changed_accounts, true);
+    add(s.update_payments, changed_payments, true);
+    add(s.insert_events, events, true);
+    add(s.insert_idempotency, new_keys, true);
+    // A record deleted meanwhile (an expired key swept by another instance) changes nothing, as
+    // a single UPDATE would.
+    add(s.complete_idempotency, completed_keys, false);
+    tx_.account_writes.clear();
+    tx_.payment_writes.clear();
+    tx_.idempotency_writes.clear();
+    tx_.events.clear();
+    return checks;
+  }
+
+  // Rows a locking read returned: held by the transaction from now on. Returns them.
+  std::vector<core::Account> hold_accounts(const Result& r) {
+    std::vector<core::Account> rows;
+    rows.reserve(static_cast<std::size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) rows.push_back(read_account(r, i));
+    if (in_tx_) {
+      for (const auto& a : rows) tx_.accounts[a.account_id] = a;
+    }
+    return rows;
+  }
+
+  std::vector<core::Payment> hold_payments(const Result& r) {
+    std::vector<core::Payment> rows = read_payments(r);
+    if (in_tx_) {
+      for (const auto& x : rows) tx_.payments[x.money_movement_id] = x;
+    }
+    return rows;
+  }
+
+  void end_transaction() noexcept {
+    in_tx_ = false;
+    begun_ = false;
+    tx_.clear();
   }
 
   // The connection was lost while COMMIT of a transaction that wrote (transaction id `xid`) was
@@ -862,7 +1346,9 @@ class PostgresStore final : public Store {
   std::unique_ptr<Connection> conn_;
   std::string incarnation_;  // pg_postmaster_start_time() of the server conn_ is connected to
   bool in_tx_ = false;
+  bool begun_ = false;             // BEGIN was sent (see send())
   bool may_have_written_ = false;  // a statement of this transaction may have written
+  TxRows tx_;                      // empty outside a transaction
   MovementId next_movement_id_ = 0;
   MovementId movement_block_end_ = 0;
 };
