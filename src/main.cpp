@@ -191,7 +191,7 @@ int run(const config::Config& cfg) {
 
   for (auto& w : workers) w->listener->start();
   spdlog::info("payment_service listening on {}:{} with {} I/O thread(s), database {}", cfg.bind,
-               endpoint.port(), workers.size(), cfg.database_url);
+               endpoint.port(), workers.size(), config::database_url_for_log(cfg.database_url));
 
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < workers.size(); ++i) {

@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/url/parse.hpp>
+#include <boost/url/url.hpp>
 
 #include <array>
 #include <cstdlib>
@@ -198,6 +199,15 @@ std::vector<std::string> startup_warnings(const Config& c) {
   warn_if_empty("PROVIDER_USERNAME", c.provider_username);
   warn_if_empty("PROVIDER_PASSWORD", c.provider_password);
   return warnings;
+}
+
+std::string database_url_for_log(const std::string& url) {
+  if (!url.starts_with("postgresql://") && !url.starts_with("postgres://")) return url;
+  auto parsed = boost::urls::parse_uri(url);
+  if (!parsed) return "a PostgreSQL URI that cannot be shown safely";
+  boost::urls::url shown(*parsed);
+  if (shown.has_password()) shown.set_password("***");
+  return std::string(shown.buffer());
 }
 
 }  // namespace ps::config

@@ -51,4 +51,7 @@ std::variant<Config, Exit> parse(int argc, char** argv);
 // (parse runs before logging is set up). Never quotes a secret.
 std::vector<std::string> startup_warnings(const Config& c);
 
+// DATABASE_URL as it may be logged: a password in a PostgreSQL URI is replaced by "***".
+std::string database_url_for_log(const std::string& url);
+
 }  // namespace ps::config
