@@ -221,22 +221,29 @@ void EndToEndTest::wipe_database() {
   }
 }
 
+test_support::ServiceOptions EndToEndTest::service_options(std::vector<std::string> args,
+                                                           std::uint16_t port,
+                                                           const std::string& log_name) const {
+  test_support::ServiceOptions options;
+  options.binary = PAYMENT_SERVICE_BIN;
+  options.args = std::move(args);
+  options.env = {{"PROVIDER_USERNAME", std::string(kProviderUser)},
+                 {"PROVIDER_PASSWORD", std::string(kProviderPassword)}};
+  options.unset_env = test_support::service_environment_variables();
+  options.log_path = dir_ / log_name;
+  options.port = port;
+  options.health_path = "/readyz";
+  options.start_timeout = 15s;
+  return options;
+}
+
 void EndToEndTest::restart_service() {
   client_.reset();
   if (service_ && service_->running()) {
     throw std::logic_error("restart_service: the service is still running");
   }
-  test_support::ServiceOptions options;
-  options.binary = PAYMENT_SERVICE_BIN;
-  options.args = service_args_;
-  options.env = {{"PROVIDER_USERNAME", std::string(kProviderUser)},
-                 {"PROVIDER_PASSWORD", std::string(kProviderPassword)}};
-  options.unset_env = test_support::service_environment_variables();
-  options.log_path = dir_ / "service.log";
-  options.port = service_port_;
-  options.health_path = "/readyz";
-  options.start_timeout = 15s;
-  service_ = std::make_unique<test_support::ServiceProcess>(std::move(options));
+  service_ = std::make_unique<test_support::ServiceProcess>(
+      service_options(service_args_, service_port_, "service.log"));
   service_->start();
 }
 
@@ -288,17 +295,8 @@ void EndToEndTest::start_instances(std::size_t n, const std::vector<std::string>
       port = fresh_port();
     } while (std::find(ports.begin(), ports.end(), port) != ports.end());
     ports.push_back(port);
-    test_support::ServiceOptions options;
-    options.binary = PAYMENT_SERVICE_BIN;
-    options.args = service_args(port);
-    options.env = {{"PROVIDER_USERNAME", std::string(kProviderUser)},
-                   {"PROVIDER_PASSWORD", std::string(kProviderPassword)}};
-    options.unset_env = test_support::service_environment_variables();
-    options.log_path = dir_ / ("instance-" + std::to_string(i) + ".log");
-    options.port = port;
-    options.health_path = "/readyz";
-    options.start_timeout = 15s;
-    instances_.push_back(std::make_unique<test_support::ServiceProcess>(std::move(options)));
+    instances_.push_back(std::make_unique<test_support::ServiceProcess>(
+        service_options(service_args(port), port, "instance-" + std::to_string(i) + ".log")));
   }
   // All at once: instances starting together must agree on migrations and the first account.
   for (auto& instance : instances_) instance->launch();

@@ -141,6 +141,9 @@ class EndToEndTest : public ::testing::Test {
  private:
   void launch_sim();
   std::vector<std::string> service_args(std::uint16_t port) const;
+  // A payment_service child on `port`, ready once GET /readyz answers 200, logging to `log_name`.
+  test_support::ServiceOptions service_options(std::vector<std::string> args, std::uint16_t port,
+                                               const std::string& log_name) const;
   void write_nginx_config(const std::vector<std::uint16_t>& upstreams) const;
   std::uint16_t fresh_port() const;
 
