@@ -355,10 +355,19 @@ TEST_F(PostgresStore, LocksOnAPaymentsAccountAndOnAnIdempotencyKeyWait) {
   store::LockSet by_same_key;
   by_same_key.idempotency_keys = {"k\"ey\\1"};
   Admin admin;
-  for (const auto& [held, wanted] :
-       {std::pair{by_payment, by_account}, std::pair{by_key, by_same_key}}) {
-    first->begin();
-    first->lock(held);
+  // The payment's account is locked both by a store that remembers it (`first` created the
+  // payment) and by one that must look it up (`third` never saw the payment).
+  auto third = open();
+  struct Case {
+    store::Store* holder;
+    store::LockSet held;
+    store::LockSet wanted;
+  };
+  for (const auto& [holder, held, wanted] :
+       {Case{first.get(), by_payment, by_account}, Case{third.get(), by_payment, by_account},
+        Case{first.get(), by_key, by_same_key}}) {
+    holder->begin();
+    holder->lock(held);
     std::atomic<bool> first_done{false};
     bool waited = false;
     std::thread waiter([&, wanted = wanted] {
@@ -369,7 +378,7 @@ TEST_F(PostgresStore, LocksOnAPaymentsAccountAndOnAnIdempotencyKeyWait) {
     });
     EXPECT_TRUE(eventually([&] { return admin.waiting_for_locks(db_->name()) == 1; }));
     first_done = true;
-    first->rollback();
+    holder->rollback();
     waiter.join();
     EXPECT_TRUE(waited);
   }

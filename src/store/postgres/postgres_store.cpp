@@ -206,6 +206,16 @@ constexpr std::array<Column, 6> kIdempotencyCols = {{{"key", "text"},
                                                      {"response_status", "bigint"},
                                                      {"response_body", "text"},
                                                      {"created_at", "bigint"}}};
+// update_held_payments' rows: a payment's key and the columns a payment's life changes.
+constexpr std::array<Column, 9> kPaymentChangeCols = {{{"money_movement_id", "bigint"},
+                                                       {"amount_cents", "bigint"},
+                                                       {"status", "text"},
+                                                       {"updated_at", "bigint"},
+                                                       {"last_sent_at", "bigint"},
+                                                       {"settle_deadline", "bigint"},
+                                                       {"callbacks_applied", "bigint"},
+                                                       {"resend_at", "bigint"},
+                                                       {"send_attempts", "bigint"}}};
 // complete_idempotency's rows.
 constexpr std::array<Column, 3> kCompletionCols = {
     {{"key", "text"}, {"response_status", "bigint"}, {"response_body", "text"}}};
@@ -323,6 +333,17 @@ struct Statements {
            "AND p.money_movement_id = u.money_movement_id AND p.account_id = u.account_id "
            "AND p.original_amount_cents = u.original_amount_cents "
            "AND p.merchant_name = u.merchant_name AND p.created_at = u.created_at"})};
+  // Payments the transaction holds: their identity was checked against the locked row in
+  // memory (update_payment), so only the key and the changing columns are sent.
+  Statement update_held_payments{
+      "update_held_payments",
+      cat({"UPDATE payments p SET amount_cents = u.amount_cents, status = u.status, "
+           "updated_at = u.updated_at, last_sent_at = u.last_sent_at, "
+           "settle_deadline = u.settle_deadline, callbacks_applied = u.callbacks_applied, "
+           "resend_at = u.resend_at, send_attempts = u.send_attempts FROM ",
+           unnest(kPaymentChangeCols),
+           " WHERE p.money_movement_id = ANY($1::bigint[]) "
+           "AND p.money_movement_id = u.money_movement_id"})};
   // In the order they were appended: the identity column takes its values as the rows leave the
   // sort, so event_id follows that order.
   Statement insert_events{"insert_events",
@@ -358,6 +379,11 @@ struct Statements {
            " FROM accounts WHERE account_id = ANY(ARRAY(SELECT unnest($1::bigint[]) UNION "
            "SELECT account_id FROM payments WHERE money_movement_id = ANY($2::bigint[]))) "
            "ORDER BY account_id FOR UPDATE"})};
+  // The same when the accounts of the payments are known already (account_of_).
+  Statement lock_accounts_by_id{
+      "lock_accounts_by_id",
+      cat({"SELECT ", kAccountColumns,
+           " FROM accounts WHERE account_id = ANY($1::bigint[]) ORDER BY account_id FOR UPDATE"})};
   Statement lock_payments{"lock_payments", cat({"SELECT ", kPaymentColumns,
                                                 " FROM payments "
                                                 "WHERE money_movement_id = ANY($1::bigint[]) "
@@ -489,6 +515,19 @@ Sink& add_payment(Sink& p, const core::Payment& x) {
       .add(x.merchant_name)
       .add(x.status)
       .add(x.created_at)
+      .add(x.updated_at)
+      .add(x.last_sent_at)
+      .add(x.settle_deadline)
+      .add(x.callbacks_applied)
+      .add(x.resend_at)
+      .add(x.send_attempts);
+}
+
+template <class Sink>
+Sink& add_payment_change(Sink& p, const core::Payment& x) {
+  return p.add(x.money_movement_id)
+      .add(x.amount_cents)
+      .add(x.status)
       .add(x.updated_at)
       .add(x.last_sent_at)
       .add(x.settle_deadline)
@@ -676,7 +715,21 @@ class PostgresStore final : public Store {
     if (locks.all_accounts) {
       accounts_at = step(query(s.lock_all_accounts));
     } else if (!accounts.empty() || !payments.empty()) {
-      accounts_at = step(query(s.lock_accounts, Params().add_array(accounts).add_array(payments)));
+      // The accounts of payments this store has seen are known; only the others are looked up.
+      std::vector<AccountId> by_id = accounts;
+      std::vector<MovementId> looked_up;
+      for (const MovementId id : payments) {
+        if (const auto it = account_of_.find(id); it != account_of_.end()) {
+          by_id.push_back(it->second);
+        } else {
+          looked_up.push_back(id);
+        }
+      }
+      by_id = sorted_unique(std::move(by_id));
+      accounts_at =
+          looked_up.empty()
+              ? step(query(s.lock_accounts_by_id, Params().add_array(by_id)))
+              : step(query(s.lock_accounts, Params().add_array(by_id).add_array(looked_up)));
     }
     if (!payments.empty()) {
       payments_at = step(query(s.lock_payments, Params().add_array(payments)));
@@ -928,6 +981,7 @@ class PostgresStore final : public Store {
 
   void insert_payment(const core::Payment& x) override {
     stage_insert(tx_.payments, tx_.payment_writes, x.money_movement_id, x, "insert payment");
+    remember_account_of(x);
     tx_.key_of_payment.try_emplace(x.money_movement_id, std::nullopt);  // a new payment: no key
   }
 
@@ -1179,9 +1233,14 @@ class PostgresStore final : public Store {
       add_account(write == Write::insert ? new_accounts : changed_accounts, *tx_.accounts.at(id));
     }
     ArrayColumns new_payments(kPaymentCols.size());
-    ArrayColumns changed_payments(kPaymentCols.size());
+    ArrayColumns changed_payments(kPaymentChangeCols.size());
     for (const auto& [id, write] : tx_.payment_writes) {
-      add_payment(write == Write::insert ? new_payments : changed_payments, *tx_.payments.at(id));
+      const core::Payment& x = *tx_.payments.at(id);
+      if (write == Write::insert) {
+        add_payment(new_payments, x);
+      } else {
+        add_payment_change(changed_payments, x);
+      }
     }
     ArrayColumns events(kEventCols.size());
     for (const Event& e : tx_.events) add_event(events, e);
@@ -1198,7 +1257,7 @@ class PostgresStore final : public Store {
     add(s.insert_accounts, new_accounts, true);
     add(s.insert_payments, new_payments, true);
     add(s.update_accounts, changed_accounts, true);
-    add(s.update_payments, changed_payments, true);
+    add(s.update_held_payments, changed_payments, true);
     add(s.insert_events, events, true);
     add(s.insert_idempotency, new_keys, true);
     // A record deleted meanwhile (an expired key swept by another instance) changes nothing, as
@@ -1224,10 +1283,18 @@ class PostgresStore final : public Store {
 
   std::vector<core::Payment> hold_payments(const Result& r) {
     std::vector<core::Payment> rows = read_payments(r);
-    if (in_tx_) {
-      for (const auto& x : rows) tx_.payments[x.money_movement_id] = x;
+    for (const auto& x : rows) {
+      remember_account_of(x);
+      if (in_tx_) tx_.payments[x.money_movement_id] = x;
     }
     return rows;
+  }
+
+  // A payment's account never changes, and a money_movement_id is never issued twice: what is
+  // remembered stays true (a deleted payment's entry only makes lock() lock one account more).
+  void remember_account_of(const core::Payment& x) {
+    if (account_of_.size() >= kAccountOfCapacity) account_of_.clear();
+    account_of_.emplace(x.money_movement_id, x.account_id);
   }
 
   void end_transaction() noexcept {
@@ -1351,6 +1418,10 @@ class PostgresStore final : public Store {
   TxRows tx_;                      // empty outside a transaction
   MovementId next_movement_id_ = 0;
   MovementId movement_block_end_ = 0;
+  // The account of payments read or inserted lately (see lock()). Bounded: forgotten whole when
+  // full (about 1.5 MB at most), then learnt again from the next locking reads.
+  static constexpr std::size_t kAccountOfCapacity = std::size_t{1} << 15;
+  std::unordered_map<MovementId, AccountId> account_of_;
 };
 
 }  // namespace
