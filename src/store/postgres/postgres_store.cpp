@@ -121,6 +121,18 @@ CREATE TABLE writer_probe (
   probed_at bigint NOT NULL
 );
 )sql",
+    // 4 (PostgreSQL only; SQLite stops at 3): every callback changes a payment's status, and a
+    // change of an indexed column makes PostgreSQL write a new entry in each index of the table
+    // (pkey, by_account, by_status) for the new row version, on another page when the row's page
+    // is full. Without payments_by_status and with room left on each page (fillfactor 80; new
+    // pages only, the rest as it is rewritten), such an update is HOT: the new version goes on the
+    // same page and no index changes. Measured with callbacks on 5,000 payments: WAL 770 -> 595
+    // bytes and buffer accesses 33 -> 27 per callback. GET /payments?status= without account_id
+    // walks the primary key backwards from the cursor instead (docs/decisions.md).
+    R"sql(
+DROP INDEX payments_by_status;
+ALTER TABLE payments SET (fillfactor = 80);
+)sql",
 };
 
 // Advisory locks of this service use the two-int4 key form under one class id; idempotency keys
@@ -268,7 +280,8 @@ struct Statements {
   Statement find_payment{"find_payment", cat({"SELECT ", kPaymentColumns,
                                               " FROM payments WHERE money_movement_id = $1"})};
   // [filters]: bit 0 account_id, bit 1 status. One statement per combination, each walking an
-  // index backwards from the cursor.
+  // index backwards from the cursor (payments_by_account, else the primary key: there is no index
+  // on status, see migration 4).
   std::array<Statement, 4> list_payments{list_payments_statement(0), list_payments_statement(1),
                                          list_payments_statement(2), list_payments_statement(3)};
   Statement next_resend_at{"next_resend_at",
