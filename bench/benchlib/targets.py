@@ -299,11 +299,7 @@ def restart(ctx: Context, target: Target, service: Service, sim: Sim,
 
 
 _NGINX_CONF = """\
-# Baseline: a static file with the same bytes as the service's answer. One worker per core,
-# no access log, keep-alive without a request cap (the service has none either), the file's
-# descriptor cached. sendfile off: for a ~2 KB file, read + writev was the fastest of the
-# variants tried here (sendfile with or without tcp_nopush, open_file_cache on or off).
-daemon off;
+{comment}{user}daemon off;
 master_process on;
 worker_processes {workers};
 pid {prefix}/nginx.pid;
@@ -314,17 +310,49 @@ events {{
 }}
 http {{
     access_log off;
-    sendfile off;
-    tcp_nodelay on;
+{settings}{temp_paths}{serve}}}
+"""
+
+# Client keep-alive without a request cap (the service has none either).
+_KEEPALIVE = """\
     keepalive_timeout 120s;
     keepalive_requests 10000000;
-    open_file_cache max=16 inactive=60s;
+"""
+
+
+def nginx_conf(*, comment: str, prefix: Path, workers: int, settings: str, serve: str,
+               user_root: bool = False) -> str:
+    """The nginx.conf of one of the run's nginx processes (the static baseline, the postgres3
+    load balancer). `comment`: what it is, one "# " line per line. Then what they share: `user
+    root;` with `user_root` (started as root, nginx otherwise runs its workers as an unprivileged
+    user), in the foreground under the runner, `workers` worker processes, every file under
+    `prefix`, 4096 connections a worker over epoll, and an http block without access log holding
+    `settings`, the temporary folders under `prefix` and `serve`, in this order (directive lines
+    indented as inside the http block)."""
+    temp_paths = "".join(f"    {kind}_temp_path {prefix}/{kind};\n"
+                         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return _NGINX_CONF.format(comment="".join(f"# {line}\n" for line in comment.splitlines()),
+                              user="user root;\n" if user_root else "", workers=workers,
+                              prefix=prefix, settings=settings, temp_paths=temp_paths,
+                              serve=serve)
+
+
+def static_conf(prefix: Path, workers: int, port: int) -> str:
+    """NginxStatic's configuration: GET /accounts answered from {prefix}/html/accounts.json."""
+    return nginx_conf(
+        comment="""\
+Baseline: a static file with the same bytes as the service's answer. One worker per core,
+no access log, keep-alive without a request cap (the service has none either), the file's
+descriptor cached. sendfile off: for a ~2 KB file, read + writev was the fastest of the
+variants tried here (sendfile with or without tcp_nopush, open_file_cache on or off).""",
+        prefix=prefix, workers=workers,
+        settings=f"""\
+    sendfile off;
+    tcp_nodelay on;
+{_KEEPALIVE}    open_file_cache max=16 inactive=60s;
     open_file_cache_valid 60s;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
+""",
+        serve=f"""\
     types {{ }}
     default_type application/json;
     server {{
@@ -332,8 +360,7 @@ http {{
         root {prefix}/html;
         location = /accounts {{ try_files /accounts.json =404; }}
     }}
-}}
-"""
+""")
 
 
 class NginxStatic:
@@ -357,7 +384,7 @@ class NginxStatic:
         last = None
         for _ in range(4):
             port = free_port()
-            conf = _NGINX_CONF.format(workers=workers, prefix=prefix, port=port)
+            conf = static_conf(prefix, workers, port)
             (prefix / "nginx.conf").write_text(conf)
             proc = ctx.spawn("nginx", ["nginx", "-p", str(prefix), "-c",
                                        str(prefix / "nginx.conf")], group_watchdog=True)
@@ -502,28 +529,17 @@ class PgCluster:
 
 PG_CLUSTER = PgCluster()
 
-_LB_CONF = """\
-# Load balancer of the postgres3 target: round robin over the instances, keep-alive to them (as
-# scripts/run-cluster and tests/e2e/harness.cpp), one worker per core, no access log.
-{user}daemon off;
-master_process on;
-worker_processes {workers};
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{
-    worker_connections 4096;
-    use epoll;
-}}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    keepalive_timeout 120s;
-    keepalive_requests 10000000;
-    upstream service {{
+def load_balancer_conf(prefix: Path, workers: int, port: int, upstreams: list[int],
+                       user_root: bool) -> str:
+    """The postgres3 target's load balancer on `port`, in front of the instances on `upstreams`."""
+    servers = "".join(f"        server 127.0.0.1:{p} max_fails=0;\n" for p in upstreams)
+    return nginx_conf(
+        comment="""\
+Load balancer of the postgres3 target: round robin over the instances, keep-alive to them (as
+scripts/run-cluster and tests/e2e/harness.cpp), one worker per core, no access log.""",
+        prefix=prefix, workers=workers, user_root=user_root, settings="",
+        serve=f"""\
+{_KEEPALIVE}    upstream service {{
 {servers}        keepalive 64;
         keepalive_requests 10000000;
     }}
@@ -538,8 +554,7 @@ http {{
             proxy_read_timeout 30s;
         }}
     }}
-}}
-"""
+""")
 
 
 class PostgresTarget(Target):
@@ -597,10 +612,8 @@ class PostgresTarget(Target):
             for proc, p in zip(procs, ports):
                 http.wait_until_200(p, "/readyz", proc, timeout=60)
             prefix = ctx.tmpdir("nginx-lb")
-            servers = "".join(f"        server 127.0.0.1:{p} max_fails=0;\n" for p in ports)
-            self.lb_conf = _LB_CONF.format(
-                user="user root;\n" if os.geteuid() == 0 else "",
-                workers=os.cpu_count() or 1, prefix=prefix, port=port, servers=servers)
+            self.lb_conf = load_balancer_conf(prefix, os.cpu_count() or 1, port, ports,
+                                              user_root=os.geteuid() == 0)
             (prefix / "nginx.conf").write_text(self.lb_conf)
             lb = ctx.spawn("nginx-lb", ["nginx", "-p", str(prefix), "-c",
                                      str(prefix / "nginx.conf")], group_watchdog=True)

@@ -84,32 +84,20 @@ TEST_F(EndToEnd, FullRunMatchesProviderTruth) {
   }
   EXPECT_EQ(ids.size(), 1000U) << "money_movement_ids must be unique";
 
-  const auto started = std::chrono::steady_clock::now();
-  const auto still_pending = wait_for_quiescence(kQuiescenceTimeout);
-  ASSERT_FALSE(still_pending) << "not quiescent: " << *still_pending;
-  std::cerr << "[ measured ] quiescent "
-            << std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()
-            << " s after the load\n";
-
-  const Truth truth = this->truth();
-  EXPECT_EQ(truth.movements.size(), 1000U);
-  for (const auto id : ids) {
-    EXPECT_EQ(truth.movements.count(id), 1U) << "payment " << id << " unknown to the provider";
-  }
-  expect_service_matches_truth(truth);
-  EXPECT_EQ(list_payments().size(), truth.movements.size())
+  const auto truth = expect_quiescent_and_equal_to_truth(kQuiescenceTimeout, ids);
+  ASSERT_TRUE(truth.has_value());
+  EXPECT_EQ(truth->movements.size(), 1000U);
+  EXPECT_EQ(list_payments().size(), truth->movements.size())
       << "payments in the service vs in the truth";
 
   std::int64_t acknowledged = 0;
-  for (const auto& [id, movement] : truth.movements) {
+  for (const auto& [id, movement] : truth->movements) {
     acknowledged += movement.callbacks_acknowledged;
   }
-  std::cerr << "[ measured ] callbacks acknowledged: " << acknowledged
-            << ", counters: " << boost::json::serialize(truth.counters) << "\n";
+  std::cerr << "[ measured ] callbacks acknowledged: " << acknowledged << "\n";
   EXPECT_GT(acknowledged, 2 * 1000) << "callbacks were not applied";
-  EXPECT_EQ(truth.counter("callback_gave_up"), 0);
-  EXPECT_EQ(truth.counter("late_answered_other"), 0);
-  expect_ledger_invariants();
+  EXPECT_EQ(truth->counter("callback_gave_up"), 0);
+  EXPECT_EQ(truth->counter("late_answered_other"), 0);
   expect_graceful_stop();
 }
 
@@ -141,28 +129,20 @@ TEST_F(EndToEnd, FaultsRunMatchesProviderTruth) {
   EXPECT_GT(rejected_ids.size(), 0U) << describe_counts(run);
   EXPECT_GT(answered_202, 0U) << describe_counts(run);
 
-  const auto started = std::chrono::steady_clock::now();
-  const auto still_pending = wait_for_quiescence(kQuiescenceTimeout);
-  ASSERT_FALSE(still_pending) << "not quiescent: " << *still_pending;
-  std::cerr << "[ measured ] quiescent "
-            << std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()
-            << " s after the load\n";
+  const auto truth = expect_quiescent_and_equal_to_truth(kQuiescenceTimeout);
+  ASSERT_TRUE(truth.has_value());
   EXPECT_TRUE(list_payments("status=submitting").empty());
-
-  const Truth truth = this->truth();
-  std::cerr << "[ measured ] truth counters: " << boost::json::serialize(truth.counters) << "\n";
   for (const auto id : rejected_ids) {
     EXPECT_EQ(str_field(get_payment(id), "status"), "rejected") << "payment " << id << " (502)";
-    EXPECT_EQ(truth.movements.count(id), 0U) << "rejected payment " << id << " is in the truth";
+    EXPECT_EQ(truth->movements.count(id), 0U) << "rejected payment " << id << " is in the truth";
   }
-  expect_service_matches_truth(truth);
-  EXPECT_GT(truth.counter("late_sent"), 0);
-  EXPECT_EQ(truth.counter("late_answered_409"), truth.counter("late_sent"))
-      << "late callbacks must be answered 409; counters " << boost::json::serialize(truth.counters);
-  EXPECT_EQ(truth.counter("late_answered_other"), 0);
-  EXPECT_GT(truth.counter("failed"), 0);
-  EXPECT_GT(truth.counter("dropped"), 0);
-  expect_ledger_invariants();
+  EXPECT_GT(truth->counter("late_sent"), 0);
+  EXPECT_EQ(truth->counter("late_answered_409"), truth->counter("late_sent"))
+      << "late callbacks must be answered 409; counters "
+      << boost::json::serialize(truth->counters);
+  EXPECT_EQ(truth->counter("late_answered_other"), 0);
+  EXPECT_GT(truth->counter("failed"), 0);
+  EXPECT_GT(truth->counter("dropped"), 0);
   expect_graceful_stop();
 }
 
@@ -196,27 +176,22 @@ TEST_F(EndToEnd, RestartMidRunMatchesProviderTruth) {
             << " script(s) in flight; service back after "
             << std::chrono::duration<double, std::milli>(downtime).count() << " ms\n";
 
-  const auto still_pending = wait_for_quiescence(kQuiescenceTimeout);
-  ASSERT_FALSE(still_pending) << "not quiescent after restart: " << *still_pending;
-
-  const Truth truth = this->truth();
-  std::cerr << "[ measured ] truth counters: " << boost::json::serialize(truth.counters) << "\n";
+  const auto truth = expect_quiescent_and_equal_to_truth(kQuiescenceTimeout, ids);
+  ASSERT_TRUE(truth.has_value()) << "after the restart";
   for (const auto id : ids) {
     EXPECT_NO_THROW(get_payment(id)) << "acknowledged payment " << id << " lost";
   }
-  EXPECT_EQ(truth.movements.size(), 300U);
+  EXPECT_EQ(truth->movements.size(), 300U);
   EXPECT_EQ(list_payments().size(), 300U);
-  expect_service_matches_truth(truth);
   std::int64_t sent = 0;
-  for (const auto& [id, movement] : truth.movements) {
+  for (const auto& [id, movement] : truth->movements) {
     sent += movement.callbacks_sent;
   }
-  EXPECT_GT(truth.counter("callback_attempts"), sent)
+  EXPECT_GT(truth->counter("callback_attempts"), sent)
       << "no callback was re-delivered: the kill did not hit callbacks in flight";
-  EXPECT_EQ(truth.counter("callback_gave_up"), 0)
+  EXPECT_EQ(truth->counter("callback_gave_up"), 0)
       << "callbacks that never reached the restarted service within their window";
-  EXPECT_EQ(truth.counter("late_answered_other"), 0);
-  expect_ledger_invariants();
+  EXPECT_EQ(truth->counter("late_answered_other"), 0);
   expect_graceful_stop();
 }
 
@@ -241,12 +216,9 @@ TEST_F(EndToEnd, PaymentsAfterIdleProviderConnectionsAreAccepted) {
   EXPECT_EQ(second.status_counts.size(), 1U)
       << "after the provider closed idle connections: " << describe_counts(second);
 
-  const auto still_pending = wait_for_quiescence(kQuiescenceTimeout);
-  ASSERT_FALSE(still_pending) << "not quiescent: " << *still_pending;
-  const Truth truth = this->truth();
-  EXPECT_EQ(truth.movements.size(), 600U);
-  expect_service_matches_truth(truth);
-  expect_ledger_invariants();
+  const auto truth = expect_quiescent_and_equal_to_truth(kQuiescenceTimeout);
+  ASSERT_TRUE(truth.has_value());
+  EXPECT_EQ(truth->movements.size(), 600U);
   expect_graceful_stop();
 }
 
@@ -329,12 +301,9 @@ TEST_F(EndToEnd, ProviderOutageUnderLoadKeepsMemoryBoundedAndDrainsWhenItReturns
   EXPECT_LT(rss_max - rss_before, kRssGrowthLimitKb)
       << "memory grew with the backlog: " << rss_before << " kB -> " << rss_max << " kB";
 
-  const auto still_pending = wait_for_quiescence(kQuiescenceTimeout);
-  ASSERT_FALSE(still_pending) << "not quiescent: " << *still_pending;
-  const Truth truth = this->truth();
-  EXPECT_EQ(static_cast<int>(truth.movements.size()), 500 + accepted.load() + unknown.load());
-  expect_service_matches_truth(truth);
-  expect_ledger_invariants();
+  const auto truth = expect_quiescent_and_equal_to_truth(kQuiescenceTimeout);
+  ASSERT_TRUE(truth.has_value());
+  EXPECT_EQ(static_cast<int>(truth->movements.size()), 500 + accepted.load() + unknown.load());
 }
 
 }  // namespace

@@ -595,6 +595,27 @@ void EndToEndTest::expect_service_matches_truth(const Truth& truth) {
   }
 }
 
+std::optional<Truth> EndToEndTest::expect_quiescent_and_equal_to_truth(
+    std::chrono::seconds timeout, const std::set<std::int64_t>& acknowledged) {
+  const auto started = std::chrono::steady_clock::now();
+  if (const auto still_pending = wait_for_quiescence(timeout)) {
+    ADD_FAILURE() << "not quiescent after " << timeout.count() << " s: " << *still_pending;
+    return std::nullopt;
+  }
+  std::cerr << "[ measured ] quiescent "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()
+            << " s after the wait for it began\n";
+  Truth truth = this->truth();
+  std::cerr << "[ measured ] truth counters: " << json::serialize(truth.counters) << "\n";
+  for (const auto id : acknowledged) {
+    EXPECT_EQ(truth.movements.count(id), 1U)
+        << "acknowledged payment " << id << " is not in the provider's truth";
+  }
+  expect_service_matches_truth(truth);
+  expect_ledger_invariants();
+  return truth;
+}
+
 void EndToEndTest::expect_ledger_invariants() {
   const auto violations = test_support::check_ledger_invariants(database_url());
   std::string text;

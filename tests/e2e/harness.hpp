@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -129,6 +130,14 @@ class EndToEndTest : public ::testing::Test {
   // hold in the database. Failures are reported with gtest EXPECTs.
   void expect_service_matches_truth(const Truth& truth);
   void expect_ledger_invariants();
+
+  // The end of a run: waits for quiescence (wait_for_quiescence, at most `timeout`), then reads
+  // the simulator's /truth and checks the service against it: every payment of `acknowledged` is
+  // in the truth, expect_service_matches_truth and expect_ledger_invariants. Logs how long the
+  // wait took and the truth's counters. Returns the truth for the test's own checks; empty, after
+  // a failure, when the run did not become quiescent (then nothing else was checked).
+  std::optional<Truth> expect_quiescent_and_equal_to_truth(
+      std::chrono::seconds timeout, const std::set<std::int64_t>& acknowledged = {});
 
   [[nodiscard]] std::filesystem::path db_path() const { return dir_ / "service.db"; }
   // The service's DATABASE_URL: the SQLite file, or with PS_TEST_STORE=postgres a fresh

@@ -11,8 +11,6 @@
 #include <thread>
 #include <vector>
 
-#include <boost/json/serialize.hpp>
-
 #include "harness.hpp"
 
 namespace e2e {
@@ -43,22 +41,6 @@ class ScaleOut : public EndToEndTest {
     }
     EXPECT_EQ(ids.size(), acknowledged) << "a money_movement_id was issued twice";
     return ids;
-  }
-
-  void expect_quiescent_and_equal_to_truth(const std::set<std::int64_t>& acknowledged) {
-    const auto started = std::chrono::steady_clock::now();
-    const auto still_pending = wait_for_quiescence(kQuiescenceTimeout);
-    ASSERT_FALSE(still_pending) << "not quiescent: " << *still_pending;
-    std::cerr << "[ measured ] quiescent "
-              << std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()
-              << " s after the load\n";
-    const Truth truth = this->truth();
-    std::cerr << "[ measured ] truth counters: " << boost::json::serialize(truth.counters) << "\n";
-    for (const auto id : acknowledged) {
-      EXPECT_EQ(truth.movements.count(id), 1U) << "acknowledged payment " << id << " was lost";
-    }
-    expect_service_matches_truth(truth);
-    expect_ledger_invariants();
   }
 };
 
@@ -116,7 +98,7 @@ TEST_F(ScaleOut, ThreeInstancesBehindNginxGiveTheResultsOfOne) {
   EXPECT_EQ(distinct.size(), opened.size()) << "an account id was issued twice";
   EXPECT_GT(opened.size(), 0U);
 
-  expect_quiescent_and_equal_to_truth(ids);
+  expect_quiescent_and_equal_to_truth(kQuiescenceTimeout, ids);
   // The load was spread: every instance applied callbacks and created payments.
   for (std::size_t i = 0; i < instance_count(); ++i) {
     const auto callbacks = instance_metric(i, "payment_service_callbacks_applied_total");
@@ -150,7 +132,7 @@ TEST_F(ScaleOut, KillingOneInstanceMidRunLosesNothingAcknowledged) {
   const auto ids = acknowledged_ids(run, {201, 202, 502});
   EXPECT_GT(ids.size(), 2500U) << "most requests must succeed on the survivors";
 
-  expect_quiescent_and_equal_to_truth(ids);
+  expect_quiescent_and_equal_to_truth(kQuiescenceTimeout, ids);
   std::cerr << "[ measured ] no payment submitting "
             << std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count()
             << " s after the load ended\n";
@@ -173,23 +155,13 @@ TEST_F(ScaleOut, ADeadInstancesUnsentPaymentsAreSentByAnother) {
     waiting.insert(int_field(response.object(), "money_movement_id"));
   }
   instance(0).kill9();
-  const auto killed_at = std::chrono::steady_clock::now();
   set_provider_down(false);
-  // The survivor sends them after their lease (10 s by default) and its own backoff.
-  const auto still_pending = wait_for_quiescence(60s);
-  ASSERT_FALSE(still_pending) << "not quiescent: " << *still_pending;
-  const double taken_over_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
-  std::cerr << "[ measured ] the dead instance's payments were all sent " << taken_over_s
-            << " s after it died\n";
-  const Truth truth = this->truth();
-  for (const auto id : waiting) {
-    EXPECT_EQ(truth.movements.count(id), 1U) << "payment " << id << " never reached the provider";
-  }
+  // The survivor sends them after their lease (10 s by default) and its own backoff; each must
+  // reach the provider. The wait it logs is how long the take-over took (it begins just after the
+  // instance died).
+  ASSERT_TRUE(expect_quiescent_and_equal_to_truth(60s, waiting).has_value());
   EXPECT_GT(instance_metric(1, "payment_service_provider_resends_total"), 0)
       << "the survivor re-sent nothing";
-  expect_service_matches_truth(truth);
-  expect_ledger_invariants();
 }
 
 }  // namespace

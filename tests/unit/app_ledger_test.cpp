@@ -16,8 +16,7 @@
 
 #include "store/store.hpp"
 #include "test_support/db_reader.hpp"
-#include "test_support/postgres.hpp"
-#include "test_support/temp_dir.hpp"
+#include "test_support/scratch_store.hpp"
 
 namespace ps::app {
 namespace {
@@ -46,13 +45,7 @@ std::optional<Failure> failure(const Outcome<T>& o) {
   return std::nullopt;
 }
 
-enum class Backend { sqlite, postgres };
-
-std::string backend_name(const ::testing::TestParamInfo<Backend>& info) {
-  return info.param == Backend::sqlite ? "Sqlite" : "Postgres";
-}
-
-class AppLedger : public ::testing::TestWithParam<Backend> {
+class AppLedger : public ::testing::TestWithParam<test_support::StoreKind> {
  protected:
   // Runs `f` in one transaction, as the writer would.
   template <class F>
@@ -69,13 +62,9 @@ class AppLedger : public ::testing::TestWithParam<Backend> {
   }
 
   void SetUp() override {
-    if (GetParam() == Backend::postgres) {
-      PS_NEED_POSTGRES();
-      scratch_.emplace();
-      url_ = scratch_->url();
-    } else {
-      url_ = "sqlite:" + (dir_ / "ledger.db").string();
-    }
+    PS_NEED_STORE(GetParam());
+    db_.emplace(GetParam(), "ledger.db");
+    url_ = db_->url();
     store_ = store::open_store(url_, {});
     Touched t;
     tx([&] {
@@ -153,8 +142,7 @@ class AppLedger : public ::testing::TestWithParam<Backend> {
         "(SELECT COUNT(*) FROM events) + (SELECT COUNT(*) FROM idempotency_keys)");
   }
 
-  test_support::TempDir dir_{"ps_unit"};
-  std::optional<test_support::TestDatabase> scratch_;  // PostgreSQL: this test's database
+  std::optional<test_support::ScratchStore> db_;  // this test's database, of either kind
   std::string url_;
   std::unique_ptr<store::Store> store_;
   Ledger ledger_{LedgerSettings{.time_to_settle_seconds = 10, .settle_grace_seconds = 2}};
@@ -715,8 +703,8 @@ TEST_P(AppLedger, LatestEventTimeIsTheNewestWriteAndSurvivesReopening) {
   EXPECT_EQ(store_->latest_event_time(), kT0 + 7'000);
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, AppLedger, ::testing::Values(Backend::sqlite, Backend::postgres),
-                         backend_name);
+INSTANTIATE_TEST_SUITE_P(Stores, AppLedger, test_support::both_stores(),
+                         test_support::store_kind_name);
 
 TEST(AppStore, LatestEventTimeOfAnEmptyStoreIsEmpty) {
   const auto s = store::open_store("sqlite::memory:", {});

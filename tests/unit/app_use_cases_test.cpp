@@ -1,6 +1,7 @@
-// The use cases the HTTP layer calls (app/commands.hpp, app/queries.hpp) over a real SQLite
-// store, the real writer and the real readers: their app-level results, and that a store failure
-// leaves them as app::Unavailable with the store's message, never as a store type.
+// The use cases the HTTP layer calls (app/commands.hpp, app/queries.hpp) over each real store
+// (SQLite, and PostgreSQL when PS_TEST_POSTGRES_URL names a server: a fresh database per test),
+// the real writer and the real readers: their app-level results, and that a store failure leaves
+// them as app::Unavailable with the store's message, never as a store type.
 
 #include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
@@ -22,7 +23,7 @@
 #include "app/writer.hpp"
 #include "core/clock.hpp"
 #include "store/store.hpp"
-#include "test_support/temp_dir.hpp"
+#include "test_support/scratch_store.hpp"
 
 namespace ps::app {
 namespace {
@@ -62,15 +63,22 @@ Replay no_replay(const Payment&) {
   return Replay{};
 }
 
-class AppUseCases : public ::testing::Test {
+class AppUseCases : public ::testing::TestWithParam<test_support::StoreKind> {
  protected:
   void SetUp() override {
+    PS_NEED_STORE(GetParam());
+    db_.emplace(GetParam(), "use_cases.db");
+    writer_ =
+        std::make_unique<Writer>(store::open_store(db_->url(), {}), clock_, view_, WriterOptions{});
+    commands_.emplace(*writer_, ledger_, clock_);
+    readers_.emplace(db_->url(), 1);
+    queries_.emplace(*readers_);
     writer_->run_now(
         [this](store::Store& s, TimeMs now, Touched& t) { ledger_.bootstrap(s, now, t); });
   }
   void TearDown() override {
-    writer_->stop();
-    readers_.stop();
+    if (writer_) writer_->stop();
+    if (readers_) readers_->stop();
   }
 
   // Payment of `amount` on account 1, created now, before the writer starts.
@@ -89,38 +97,38 @@ class AppUseCases : public ::testing::Test {
     return id;
   }
 
-  test_support::TempDir dir_{"ps_unit"};
-  std::string url_ = "sqlite:" + (dir_ / "use_cases.db").string();
+  // db_, writer_, commands_, readers_, queries_: made by SetUp (after PS_NEED_STORE), each
+  // declared after what it uses, so it goes first.
+  std::optional<test_support::ScratchStore> db_;
   core::ManualClock clock_{kT0};
   AccountsView view_;
   Ledger ledger_{LedgerSettings{}};
-  std::unique_ptr<Writer> writer_ =
-      std::make_unique<Writer>(store::open_store(url_, {}), clock_, view_, WriterOptions{});
-  Commands commands_{*writer_, ledger_, clock_};
-  Readers readers_{url_, 1};
-  Queries queries_{readers_};
+  std::unique_ptr<Writer> writer_;
+  std::optional<Commands> commands_;
+  std::optional<Readers> readers_;
+  std::optional<Queries> queries_;
 };
 
-TEST_F(AppUseCases, OpenAccountAndRecalculateCommitThroughTheWriter) {
+TEST_P(AppUseCases, OpenAccountAndRecalculateCommitThroughTheWriter) {
   writer_->start();
-  const Account opened = await(commands_.open_account());
+  const Account opened = await(commands_->open_account());
   EXPECT_EQ(opened.account_id, 2);
   EXPECT_EQ(opened.created_at, kT0);
   ASSERT_TRUE(view_.find(2).has_value());  // published after the commit
 
-  const auto accounts = await(commands_.recalculate(10));
+  const auto accounts = await(commands_->recalculate(10));
   ASSERT_EQ(accounts.size(), 2u);
   EXPECT_EQ(accounts[0].account_id, 1);
   EXPECT_EQ(accounts[1].account_id, 2);
 }
 
-TEST_F(AppUseCases, ApplyCallbackJudgesLatenessByWhenItIsCalled) {
+TEST_P(AppUseCases, ApplyCallbackJudgesLatenessByWhenItIsCalled) {
   const MovementId first = create_payment(300);
   const MovementId second = create_payment(400);
   writer_->start();
 
   clock_.set(kT0 + 1'000);
-  const auto applied = await(commands_.apply_callback(
+  const auto applied = await(commands_->apply_callback(
       first, core::CallbackInput{.amount_cents = 250, .status = "settled"}));
   ASSERT_TRUE(std::holds_alternative<Payment>(applied));
   EXPECT_EQ(std::get<Payment>(applied).amount_cents, 250);
@@ -128,37 +136,37 @@ TEST_F(AppUseCases, ApplyCallbackJudgesLatenessByWhenItIsCalled) {
 
   // Settle deadline: 10 s + 2 s grace after creation; this one arrives a minute later.
   clock_.set(kT0 + 60'000);
-  const auto late =
-      await(commands_.apply_callback(second, core::CallbackInput{.amount_cents = 1, .status = {}}));
+  const auto late = await(
+      commands_->apply_callback(second, core::CallbackInput{.amount_cents = 1, .status = {}}));
   ASSERT_TRUE(std::holds_alternative<Failure>(late));
   EXPECT_EQ(std::get<Failure>(late), Failure::callback_too_late);
 
-  const auto unknown = await(commands_.apply_callback(
+  const auto unknown = await(commands_->apply_callback(
       second + 1000, core::CallbackInput{.amount_cents = 1, .status = {}}));
   ASSERT_TRUE(std::holds_alternative<Failure>(unknown));
   EXPECT_EQ(std::get<Failure>(unknown), Failure::payment_not_found);
 }
 
-TEST_F(AppUseCases, AStoreFailureLeavesACommandAsUnavailable) {
+TEST_P(AppUseCases, AStoreFailureLeavesACommandAsUnavailable) {
   EXPECT_THROW(writer_->run_now([](store::Store&, TimeMs, Touched&) {
     throw store::StoreError("database disk image is malformed", store::StoreFault::corrupt);
   }),
                store::StoreError);
   writer_->start();
   try {
-    await(commands_.open_account());
+    await(commands_->open_account());
     ADD_FAILURE() << "a write on a stopped writer succeeded";
   } catch (const Unavailable& e) {
     EXPECT_EQ(std::string(e.what()),
               "writes are stopped for good: database disk image is malformed");
   }
-  EXPECT_THROW(await(commands_.recalculate(10)), Unavailable);
+  EXPECT_THROW(await(commands_->recalculate(10)), Unavailable);
   EXPECT_THROW(
-      await(commands_.apply_callback(1, core::CallbackInput{.amount_cents = 1, .status = {}})),
+      await(commands_->apply_callback(1, core::CallbackInput{.amount_cents = 1, .status = {}})),
       Unavailable);
 }
 
-TEST_F(AppUseCases, ListPaymentsPagesNewestFirstWithACursorWhenThePageIsFull) {
+TEST_P(AppUseCases, ListPaymentsPagesNewestFirstWithACursorWhenThePageIsFull) {
   const MovementId a = create_payment(1);
   const MovementId b = create_payment(2);
   const MovementId c = create_payment(3);
@@ -166,43 +174,43 @@ TEST_F(AppUseCases, ListPaymentsPagesNewestFirstWithACursorWhenThePageIsFull) {
   ASSERT_LT(b, c);
 
   const PaymentQuery first{.account_id = 1, .status = std::nullopt, .before_id = {}, .limit = 2};
-  const auto page1 = await(queries_.list_payments(first));
+  const auto page1 = await(queries_->list_payments(first));
   ASSERT_EQ(page1.payments.size(), 2u);
   EXPECT_EQ(page1.payments[0].money_movement_id, c);
   EXPECT_EQ(page1.payments[1].money_movement_id, b);
   EXPECT_EQ(page1.next_cursor, b);
 
   const PaymentQuery second{.account_id = 1, .status = {}, .before_id = b, .limit = 2};
-  const auto page2 = await(queries_.list_payments(second));
+  const auto page2 = await(queries_->list_payments(second));
   ASSERT_EQ(page2.payments.size(), 1u);
   EXPECT_EQ(page2.payments[0].money_movement_id, a);
   EXPECT_FALSE(page2.next_cursor.has_value());
 
   // A full page has a cursor even when nothing follows (the API's contract: an empty last page).
   const PaymentQuery all{.account_id = {}, .status = "submitting", .before_id = {}, .limit = 3};
-  const auto page3 = await(queries_.list_payments(all));
+  const auto page3 = await(queries_->list_payments(all));
   EXPECT_EQ(page3.payments.size(), 3u);
   EXPECT_EQ(page3.next_cursor, a);
 
   const PaymentQuery none{.account_id = 7, .status = {}, .before_id = {}, .limit = 2};
-  const auto empty = await(queries_.list_payments(none));
+  const auto empty = await(queries_->list_payments(none));
   EXPECT_TRUE(empty.payments.empty());
   EXPECT_FALSE(empty.next_cursor.has_value());
 }
 
-TEST_F(AppUseCases, FindPaymentReturnsItsCallbacksInTheOrderReceived) {
+TEST_P(AppUseCases, FindPaymentReturnsItsCallbacksInTheOrderReceived) {
   const MovementId id = create_payment(500);
   writer_->start();
   clock_.set(kT0 + 1'000);
   const auto applied = await(
-      commands_.apply_callback(id, core::CallbackInput{.amount_cents = 450, .status = "settled"}));
+      commands_->apply_callback(id, core::CallbackInput{.amount_cents = 450, .status = "settled"}));
   ASSERT_TRUE(std::holds_alternative<Payment>(applied));
   clock_.set(kT0 + 60'000);
   const auto late =
-      await(commands_.apply_callback(id, core::CallbackInput{.amount_cents = 9, .status = {}}));
+      await(commands_->apply_callback(id, core::CallbackInput{.amount_cents = 9, .status = {}}));
   ASSERT_TRUE(std::holds_alternative<Failure>(late));
 
-  const auto found = await(queries_.find_payment(id));
+  const auto found = await(queries_->find_payment(id));
   ASSERT_TRUE(found.has_value());
   EXPECT_EQ(found->payment.money_movement_id, id);
   EXPECT_EQ(found->payment.amount_cents, 450);
@@ -216,9 +224,12 @@ TEST_F(AppUseCases, FindPaymentReturnsItsCallbacksInTheOrderReceived) {
   EXPECT_FALSE(found->callbacks[1].status.has_value());
   EXPECT_FALSE(found->callbacks[1].applied);
 
-  EXPECT_FALSE(await(queries_.find_payment(id + 1000)).has_value());
-  EXPECT_NO_THROW(await(queries_.ping()));
+  EXPECT_FALSE(await(queries_->find_payment(id + 1000)).has_value());
+  EXPECT_NO_THROW(await(queries_->ping()));
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, AppUseCases, test_support::both_stores(),
+                         test_support::store_kind_name);
 
 TEST(AppQueries, AStoreThatCannotBeOpenedLeavesAQueryAsUnavailable) {
   Readers readers("nosuch:anything", 1);

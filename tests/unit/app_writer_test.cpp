@@ -1,6 +1,7 @@
 // app::Writer: group commit, batch isolation, bounded queue, publishing to the AccountsView only
-// after commit, and the coroutine front door `run`. Synchronisation is by promises and by
-// stop() draining the queue, never by sleeping.
+// after commit, and the coroutine front door `run`, over each real store (SQLite, and PostgreSQL
+// when PS_TEST_POSTGRES_URL names a server: a fresh database per test). Synchronisation is by
+// promises and by stop() draining the queue, never by sleeping.
 
 #include "app/writer.hpp"
 
@@ -15,6 +16,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -23,8 +25,9 @@
 #include "app/ledger.hpp"
 #include "core/clock.hpp"
 #include "store/store.hpp"
+#include "test_support/db_reader.hpp"
+#include "test_support/scratch_store.hpp"
 #include "test_support/sqlite_reader.hpp"
-#include "test_support/temp_dir.hpp"
 
 namespace ps::app {
 namespace {
@@ -73,11 +76,12 @@ class Results {
   std::vector<std::string> errors_;
 };
 
-class AppWriter : public ::testing::Test {
+// A writer over this test's store, which SetUp makes: AppWriter's on each store, AppWriterSqlite's
+// on SQLite only.
+class WriterFixture : public ::testing::Test {
  protected:
   std::unique_ptr<Writer> make_writer(WriterOptions options) {
-    auto w =
-        std::make_unique<Writer>(store::open_store("sqlite:" + path_, {}), clock_, view_, options);
+    auto w = std::make_unique<Writer>(store::open_store(db_->url(), {}), clock_, view_, options);
     w->run_now([this](store::Store& s, TimeMs now, Touched& t) { ledger_.bootstrap(s, now, t); });
     // The start-up work counts in the stats too; tests look at what came after it.
     base_batches_ = batches(*w);
@@ -107,17 +111,17 @@ class AppWriter : public ::testing::Test {
   }
 
   std::int64_t scalar(const std::string& sql) {
-    return test_support::SqliteReader(path_).scalar_int(sql);
+    return test_support::open_reader(db_->url())->scalar_int(sql);
   }
 
   void expect_invariants() {
-    for (const auto& v : test_support::check_ledger_invariants(path_)) {
+    for (const auto& v : test_support::check_ledger_invariants(db_->url())) {
       ADD_FAILURE() << "ledger invariant violated: " << v;
     }
   }
 
-  test_support::TempDir dir_{"ps_unit"};
-  std::string path_ = (dir_ / "writer.db").string();
+  static constexpr const char* kFile = "writer.db";  // the SQLite file's name
+  std::optional<test_support::ScratchStore> db_;     // set by SetUp
   core::ManualClock clock_{kT0};
   AccountsView view_;
   Ledger ledger_{LedgerSettings{}};
@@ -126,7 +130,21 @@ class AppWriter : public ::testing::Test {
   std::uint64_t base_failed_ = 0;
 };
 
-TEST_F(AppWriter, RunNowBootstrapsAndPublishes) {
+class AppWriter : public WriterFixture,
+                  public ::testing::WithParamInterface<test_support::StoreKind> {
+ protected:
+  void SetUp() override {
+    PS_NEED_STORE(GetParam());
+    db_.emplace(GetParam(), kFile);
+  }
+};
+
+class AppWriterSqlite : public WriterFixture {
+ protected:
+  void SetUp() override { db_.emplace(test_support::StoreKind::sqlite, kFile); }
+};
+
+TEST_P(AppWriter, RunNowBootstrapsAndPublishes) {
   auto w = make_writer({});
   const auto snap = view_.snapshot();
   EXPECT_EQ(snap->version, 1u);
@@ -137,7 +155,7 @@ TEST_F(AppWriter, RunNowBootstrapsAndPublishes) {
                std::logic_error);
 }
 
-TEST_F(AppWriter, JobsQueuedWhileStoppedCommitInOneBatch) {
+TEST_P(AppWriter, JobsQueuedWhileStoppedCommitInOneBatch) {
   auto w = make_writer({});
   Results results;
   constexpr std::size_t kJobs = 200;
@@ -159,7 +177,7 @@ TEST_F(AppWriter, JobsQueuedWhileStoppedCommitInOneBatch) {
   expect_invariants();
 }
 
-TEST_F(AppWriter, BatchMaxBoundsTheBatch) {
+TEST_P(AppWriter, BatchMaxBoundsTheBatch) {
   auto w = make_writer(WriterOptions{.queue_capacity = 1000, .batch_max = 16});
   Results results;
   for (std::size_t i = 0; i < 200; ++i)
@@ -171,7 +189,7 @@ TEST_F(AppWriter, BatchMaxBoundsTheBatch) {
   EXPECT_EQ(jobs(*w), 200u);
 }
 
-TEST_F(AppWriter, JobsQueuedWhileTheWriterIsBusyShareOneCommit) {
+TEST_P(AppWriter, JobsQueuedWhileTheWriterIsBusyShareOneCommit) {
   auto w = make_writer({});
   w->start();
   std::promise<void> started;
@@ -198,7 +216,7 @@ TEST_F(AppWriter, JobsQueuedWhileTheWriterIsBusyShareOneCommit) {
   expect_invariants();
 }
 
-TEST_F(AppWriter, AFailingJobFailsAloneAndTheOthersInItsBatchCommit) {
+TEST_P(AppWriter, AFailingJobFailsAloneAndTheOthersInItsBatchCommit) {
   auto w = make_writer({});
   const auto version_before = view_.snapshot()->version;
   Results results;
@@ -228,7 +246,7 @@ TEST_F(AppWriter, AFailingJobFailsAloneAndTheOthersInItsBatchCommit) {
   expect_invariants();
 }
 
-TEST_F(AppWriter, ASingleFailingJobGetsItsError) {
+TEST_P(AppWriter, ASingleFailingJobGetsItsError) {
   auto w = make_writer({});
   Results results;
   ASSERT_TRUE(w->try_enqueue(
@@ -243,7 +261,7 @@ TEST_F(AppWriter, ASingleFailingJobGetsItsError) {
 // Issue 8, defect 5: once COMMIT returned, every job of the batch is done exactly once. A
 // completion that throws (fault injection: the first one of the batch) must neither re-run the
 // committed work (a second payment) nor call any completion a second time.
-TEST_F(AppWriter, ACompletionThatThrowsAfterCommitReRunsNothing) {
+TEST_P(AppWriter, ACompletionThatThrowsAfterCommitReRunsNothing) {
   auto w = make_writer({});
   constexpr std::size_t kJobs = 3;
   std::array<std::atomic<int>, kJobs> ran{};
@@ -276,7 +294,7 @@ TEST_F(AppWriter, ACompletionThatThrowsAfterCommitReRunsNothing) {
 }
 
 // Issue 8, defect 12: readiness follows the store's ability to write, not the jobs' own errors.
-TEST_F(AppWriter, AStoreFaultMakesTheWriterUnreadyUntilAWriteSucceeds) {
+TEST_P(AppWriter, AStoreFaultMakesTheWriterUnreadyUntilAWriteSucceeds) {
   auto w = make_writer({});
   ASSERT_TRUE(w->health().ready);
   // The job's own failure (a bug, a constraint) says nothing about the store.
@@ -300,7 +318,7 @@ TEST_F(AppWriter, AStoreFaultMakesTheWriterUnreadyUntilAWriteSucceeds) {
 
 // A shared database (issue 9): a batch that lost a race with another instance (serialization
 // failure, deadlock) committed nothing and runs again, whole, until it commits.
-TEST_F(AppWriter, ABatchThatMeetsAConflictRunsAgainAndCommitsOnce) {
+TEST_P(AppWriter, ABatchThatMeetsAConflictRunsAgainAndCommitsOnce) {
   auto w = make_writer({});
   int conflicts_left = 3;
   int ran = 0;
@@ -326,7 +344,7 @@ TEST_F(AppWriter, ABatchThatMeetsAConflictRunsAgainAndCommitsOnce) {
   expect_invariants();
 }
 
-TEST_F(AppWriter, ConflictsAreRetriedABoundedNumberOfTimes) {
+TEST_P(AppWriter, ConflictsAreRetriedABoundedNumberOfTimes) {
   auto w = make_writer({});
   int ran = 0;
   EXPECT_THROW(w->run_now([&ran](store::Store&, TimeMs, Touched&) {
@@ -340,7 +358,7 @@ TEST_F(AppWriter, ConflictsAreRetriedABoundedNumberOfTimes) {
 
 // A COMMIT whose outcome is unknown (the connection died during it) may have committed: its jobs
 // are not run again, neither as a batch nor one by one, and none is acknowledged.
-TEST_F(AppWriter, AnUnknownCommitOutcomeIsNeitherRetriedNorAcknowledged) {
+TEST_P(AppWriter, AnUnknownCommitOutcomeIsNeitherRetriedNorAcknowledged) {
   auto w = make_writer({});
   std::array<std::atomic<int>, 3> ran{};
   Results results;
@@ -389,7 +407,7 @@ TEST(StoreLockSet, MergeKeepsEveryRowAndEveryFlag) {
 
 // Defect 12: a write that meets damage stops writing for good; nothing more is acknowledged on
 // top of it, and every later job fails at once without running.
-TEST_F(AppWriter, CorruptionStopsWritingForGood) {
+TEST_P(AppWriter, CorruptionStopsWritingForGood) {
   auto w = make_writer({});
   EXPECT_THROW(w->run_now([](store::Store&, TimeMs, Touched&) {
     throw store::StoreError("database disk image is malformed", store::StoreFault::corrupt);
@@ -414,11 +432,13 @@ TEST_F(AppWriter, CorruptionStopsWritingForGood) {
 // Defect 10: the database file renamed away under the writer. The batch found it inside its
 // transaction and was rolled back; writing stopped; the file the writer still has open was copied
 // next to the path and its WAL moved away from it, so a restart opens neither half of it.
-TEST_F(AppWriter, ADatabaseFileMovedAwayStopsTheWriterAndIsRescued) {
+// SQLite only: it moves the database file (a PostgreSQL server owns its files).
+TEST_F(AppWriterSqlite, ADatabaseFileMovedAwayStopsTheWriterAndIsRescued) {
   namespace fs = std::filesystem;
+  const std::string path = (db_->dir() / kFile).string();
   auto w = make_writer({});
   w->run_now(create_payment(7));
-  fs::rename(path_, path_ + ".moved");
+  fs::rename(path, path + ".moved");
   int ran = 0;
   try {
     w->run_now([&](store::Store& s, TimeMs now, Touched& t) {
@@ -428,7 +448,7 @@ TEST_F(AppWriter, ADatabaseFileMovedAwayStopsTheWriterAndIsRescued) {
     ADD_FAILURE() << "a commit into a moved database file was acknowledged";
   } catch (const store::StoreError& e) {
     EXPECT_EQ(e.fault, store::StoreFault::lost);
-    EXPECT_NE(std::string(e.what()).find(path_), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
   }
   EXPECT_EQ(ran, 1) << "the failed batch must not be run again";
   EXPECT_FALSE(w->health().ready);
@@ -438,7 +458,7 @@ TEST_F(AppWriter, ADatabaseFileMovedAwayStopsTheWriterAndIsRescued) {
 
   std::vector<fs::path> rescued;
   std::vector<fs::path> stale_wal;
-  for (const auto& entry : fs::directory_iterator(dir_.path())) {
+  for (const auto& entry : fs::directory_iterator(db_->dir().path())) {
     const auto name = entry.path().filename().string();
     if (name.find("writer.db.rescued-") == 0 && name.find("-wal") == std::string::npos &&
         name.find("-shm") == std::string::npos && name.find("-journal") == std::string::npos) {
@@ -448,7 +468,7 @@ TEST_F(AppWriter, ADatabaseFileMovedAwayStopsTheWriterAndIsRescued) {
   }
   ASSERT_EQ(rescued.size(), 1u);
   EXPECT_EQ(stale_wal.size(), 1u);
-  EXPECT_FALSE(fs::exists(path_ + "-wal"));
+  EXPECT_FALSE(fs::exists(path + "-wal"));
   const test_support::SqliteReader copy(rescued.front());
   EXPECT_EQ(copy.scalar_int("SELECT COUNT(*) FROM payments"), 1);  // the acknowledged one only
   EXPECT_EQ(copy.scalar_int("SELECT balance FROM accounts WHERE account_id = 1"), 7);
@@ -457,7 +477,7 @@ TEST_F(AppWriter, ADatabaseFileMovedAwayStopsTheWriterAndIsRescued) {
   EXPECT_EQ(check.front().text(0), "ok");
 }
 
-TEST_F(AppWriter, QueueCapacityRefusesBoundedWorkButNotFollowUps) {
+TEST_P(AppWriter, QueueCapacityRefusesBoundedWorkButNotFollowUps) {
   auto w = make_writer(WriterOptions{.queue_capacity = 2, .batch_max = 1024});
   Results results;
   std::atomic<int> ran{0};
@@ -478,7 +498,7 @@ TEST_F(AppWriter, QueueCapacityRefusesBoundedWorkButNotFollowUps) {
   EXPECT_FALSE(w->try_enqueue(counting, results.slot(5), Writer::Admission::always));
 }
 
-TEST_F(AppWriter, AccountsArePublishedOnlyAfterTheCommit) {
+TEST_P(AppWriter, AccountsArePublishedOnlyAfterTheCommit) {
   auto w = make_writer({});
   const auto version_before = view_.snapshot()->version;
   std::uint64_t version_inside = 0;
@@ -503,7 +523,7 @@ TEST_F(AppWriter, AccountsArePublishedOnlyAfterTheCommit) {
   EXPECT_EQ(view_.find(1)->balance, 70);
 }
 
-TEST_F(AppWriter, WriterUsesTheInjectedClock) {
+TEST_P(AppWriter, WriterUsesTheInjectedClock) {
   auto w = make_writer({});
   clock_.set(kT0 + 123'456);
   std::vector<TimeMs> seen;
@@ -572,7 +592,7 @@ boost::asio::awaitable<void> create_then_fail(Writer& w, Ledger& ledger, RunResu
   }
 }
 
-TEST_F(AppWriter, RunFromACoroutineReturnsTheResultAndTheError) {
+TEST_P(AppWriter, RunFromACoroutineReturnsTheResultAndTheError) {
   auto w = make_writer({});
   w->start();
   boost::asio::io_context io;
@@ -605,7 +625,7 @@ boost::asio::awaitable<void> run_when_full(Writer& w, RunResults& out) {
   }
 }
 
-TEST_F(AppWriter, RunThrowsOverloadedWhenTheQueueIsFull) {
+TEST_P(AppWriter, RunThrowsOverloadedWhenTheQueueIsFull) {
   auto w = make_writer(WriterOptions{.queue_capacity = 1, .batch_max = 1024});
   Results results;
   ASSERT_TRUE(w->try_enqueue([](store::Store&, TimeMs, Touched&) {}, results.slot(0)));
@@ -618,6 +638,9 @@ TEST_F(AppWriter, RunThrowsOverloadedWhenTheQueueIsFull) {
   ASSERT_FALSE(failure);
   EXPECT_TRUE(out.overloaded);
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, AppWriter, test_support::both_stores(),
+                         test_support::store_kind_name);
 
 }  // namespace
 }  // namespace ps::app
