@@ -248,6 +248,42 @@ TEST_F(PostgresStore, ACallbacksChangesToAPaymentUpdateItInPlace) {
             1);
 }
 
+// A prepared statement's generic plan is made once, by the 6th execution, and kept until the
+// table's statistics change (autovacuum's ANALYZE, a minute or more later). On a new database the
+// tables are empty then, and the planner would scan a one-page table rather than use its index,
+// and keep scanning it as it grows: measured on a fresh database at 60,000 payments, 63 buffer
+// accesses per updated payment instead of 10, POST /payments 1,800/s instead of 8,000/s.
+// Fails without SET enable_seqscan = off.
+TEST_F(PostgresStore, WritesFindTheirRowsThroughIndexesAlsoOnANewDatabase) {
+  std::vector<Payment> payments;
+  {
+    auto s = bootstrapped();
+    for (int i = 0; i < 12; ++i) payments.push_back(create_payment(*s, 100 + i, kT0));
+  }
+  Admin admin(db_->url());
+  const auto scans = [&](const char* column) {
+    return admin.scalar(std::string("SELECT ") + column +
+                        " FROM pg_stat_user_tables WHERE relname = 'payments'");
+  };
+  const std::int64_t index_scans = scans("idx_scan");
+  const std::int64_t table_scans = scans("seq_scan");
+  {
+    auto s = open();
+    for (Payment p : payments) {
+      tx(*s, [&] {
+        store::LockSet locks;
+        locks.payments.push_back(p.money_movement_id);
+        s->lock(locks);
+        p.status = "posted";
+        s->update_payment(p);
+        return 0;
+      });
+    }
+  }  // the session ends: its statistics reach the server
+  EXPECT_TRUE(eventually([&] { return scans("idx_scan") >= index_scans + 24; }));
+  EXPECT_EQ(scans("seq_scan"), table_scans);
+}
+
 TEST_F(PostgresStore, MovementIdsOfTwoInstancesNeverCollideAndStayBelow2To53) {
   const TimeMs before_creation = wall_clock_ms();
   auto first = open();
