@@ -1,5 +1,11 @@
 #include "app/queries.hpp"
 
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <cassert>
 #include <utility>
 
 #include "app/errors.hpp"
@@ -58,15 +64,63 @@ asio::awaitable<std::optional<PaymentDetails>> Queries::find_payment(core::Movem
   co_return found;
 }
 
-asio::awaitable<std::vector<core::Account>> Queries::list_accounts() {
-  auto op = [](store::Store& s) { return s.list_accounts(); };
-  std::vector<core::Account> accounts;
+Queries::~Queries() {
+  // The Readers' pool was joined before (main): no read can complete into a destroyed Queries.
+  assert(!accounts_reading_);
+}
+
+asio::awaitable<Queries::SharedAccounts> Queries::list_accounts() {
+  SharedAccounts accounts;
   try {
-    accounts = co_await readers_.run<std::vector<core::Account>>(std::move(op));
+    accounts = co_await asio::async_initiate<decltype(asio::use_awaitable),
+                                             void(std::exception_ptr, SharedAccounts)>(
+        [this](auto handler) {
+          auto h = std::make_shared<decltype(handler)>(std::move(handler));
+          AccountsWaiter waiter = [h](std::exception_ptr error, SharedAccounts accounts) {
+            auto ex = asio::get_associated_executor(*h);
+            asio::post(ex, [h, error, accounts = std::move(accounts)]() mutable {
+              (*h)(error, std::move(accounts));
+            });
+          };
+          bool start = false;
+          {
+            const std::lock_guard lock(accounts_mutex_);
+            accounts_waiting_.push_back(std::move(waiter));
+            start = !std::exchange(accounts_reading_, true);
+          }
+          if (start) start_accounts_read();
+        },
+        asio::use_awaitable);
   } catch (const store::StoreError& e) {
     throw Unavailable(e.what());
   }
   co_return accounts;
+}
+
+// Takes the waiting callers and reads for them; when the read is done, starts the next one for
+// the callers that arrived meanwhile, if any.
+void Queries::start_accounts_read() {
+  std::vector<AccountsWaiter> round;
+  {
+    const std::lock_guard lock(accounts_mutex_);
+    round.swap(accounts_waiting_);
+  }
+  auto op = [](store::Store& s) { return s.list_accounts(); };
+  readers_.submit<std::vector<core::Account>>(
+      std::move(op), [this, round = std::move(round)](std::exception_ptr error,
+                                                      std::vector<core::Account> accounts) {
+        SharedAccounts shared;
+        if (!error)
+          shared = std::make_shared<const std::vector<core::Account>>(std::move(accounts));
+        for (const auto& waiter : round) waiter(error, shared);
+        bool again = false;
+        {
+          const std::lock_guard lock(accounts_mutex_);
+          again = !accounts_waiting_.empty();
+          accounts_reading_ = again;
+        }
+        if (again) start_accounts_read();
+      });
 }
 
 asio::awaitable<std::optional<core::Account>> Queries::find_account(core::AccountId id) {

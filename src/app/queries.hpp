@@ -6,6 +6,10 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,14 +49,21 @@ struct PaymentDetails {
 class Queries {
  public:
   explicit Queries(Readers& readers) : readers_(readers) {}
+  ~Queries();
+  Queries(const Queries&) = delete;
+  Queries& operator=(const Queries&) = delete;
 
   // Coroutine parameters are references; the caller keeps them alive (see Writer::run).
   boost::asio::awaitable<PaymentPage> list_payments(const PaymentQuery& query);
   // Empty when no payment has this id.
   boost::asio::awaitable<std::optional<PaymentDetails>> find_payment(core::MovementId id);
-  // Every account, by id: for a shared store (SPEC 8, read-your-writes across instances), where
-  // the in-memory AccountsView sees only this instance's commits.
-  boost::asio::awaitable<std::vector<core::Account>> list_accounts();
+  // Every account, by id, as read after the call: for a shared store (SPEC 8, read-your-writes
+  // across instances), where the in-memory AccountsView sees only this instance's commits.
+  // Callers share reads: one that arrives while a read is under way waits for the next read,
+  // which starts after it arrived, and that read answers every caller waiting for it (one query
+  // per round trip of the database under load, instead of one per request).
+  using SharedAccounts = std::shared_ptr<const std::vector<core::Account>>;
+  boost::asio::awaitable<SharedAccounts> list_accounts();
   // Empty when no account has this id.
   boost::asio::awaitable<std::optional<core::Account>> find_account(core::AccountId id);
   // Proves the store answers reads; throws Unavailable (or what opening a connection threw)
@@ -60,7 +71,14 @@ class Queries {
   boost::asio::awaitable<void> ping();
 
  private:
+  // Called on the read's completion: with the accounts, or the error of the read.
+  using AccountsWaiter = std::function<void(std::exception_ptr, SharedAccounts)>;
+  void start_accounts_read();
+
   Readers& readers_;
+  std::mutex accounts_mutex_;
+  bool accounts_reading_ = false;                 // a read is under way
+  std::vector<AccountsWaiter> accounts_waiting_;  // callers for the next read
 };
 
 }  // namespace ps::app

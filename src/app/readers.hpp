@@ -31,26 +31,35 @@ class Readers {
   // Not a coroutine, and callers name `f` first: see Writer::run (GCC 12).
   template <class R, class F>
   boost::asio::awaitable<R> run(F f) {
-    auto job = std::make_shared<F>(std::move(f));
     return boost::asio::async_initiate<decltype(boost::asio::use_awaitable),
                                        void(std::exception_ptr, R)>(
-        [this, job](auto handler) {
+        [this, f = std::move(f)](auto handler) mutable {
           auto h = std::make_shared<decltype(handler)>(std::move(handler));
-          boost::asio::post(pool_, [this, job, h]() {
-            auto result = std::make_shared<R>();
-            std::exception_ptr error;
-            try {
-              Lease lease(*this);
-              *result = (*job)(*lease.store);
-            } catch (...) {
-              error = std::current_exception();
-            }
+          submit<R>(std::move(f), [h](std::exception_ptr error, R result) {
             auto ex = boost::asio::get_associated_executor(*h);
-            boost::asio::post(ex,
-                              [h, error, result]() mutable { (*h)(error, std::move(*result)); });
+            boost::asio::post(ex, [h, error, result = std::move(result)]() mutable {
+              (*h)(error, std::move(result));
+            });
           });
         },
         boost::asio::use_awaitable);
+  }
+
+  // Runs `f(store) -> R` on the pool, then `done(error, result)` on the pool's thread (result
+  // default-constructed when `f`, or opening a connection, threw).
+  template <class R, class F, class Done>
+  void submit(F f, Done done) {
+    boost::asio::post(pool_, [this, f = std::move(f), done = std::move(done)]() mutable {
+      R result{};
+      std::exception_ptr error;
+      try {
+        Lease lease(*this);
+        result = f(*lease.store);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      done(error, std::move(result));
+    });
   }
 
   void stop();

@@ -65,8 +65,8 @@ asio::awaitable<Response> Api::list_accounts(const Request& req) {
   }
   const auto accounts = co_await ctx_.queries.list_accounts();
   json::array list;
-  list.reserve(accounts.size());
-  for (const auto& a : accounts) list.push_back(account_json(a));
+  list.reserve(accounts->size());
+  for (const auto& a : *accounts) list.push_back(account_json(a));
   co_return make_response(status::ok, req.version(), req.keep_alive(), json::serialize(list),
                           kJson);
 }

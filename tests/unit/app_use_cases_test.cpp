@@ -5,10 +5,12 @@
 
 #include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include <exception>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -228,6 +230,42 @@ TEST_P(AppUseCases, FindPaymentReturnsItsCallbacksInTheOrderReceived) {
   EXPECT_NO_THROW(await(queries_->ping()));
 }
 
+// GET /accounts on a shared store: callers that arrive while a read is under way share the next
+// read, which starts after they arrived and so sees what was committed before them.
+TEST_P(AppUseCases, AccountListsOfConcurrentCallersShareOneReadStartedAfterThem) {
+  writer_->start();
+  // The one reader thread is busy until `release`: the first caller's read waits behind it.
+  std::promise<void> release;
+  readers_->submit<int>(
+      [gate = release.get_future().share()](store::Store&) {
+        gate.wait();
+        return 0;
+      },
+      [](std::exception_ptr, int) {});
+  boost::asio::io_context io;
+  std::vector<Queries::SharedAccounts> first(1);
+  std::vector<Queries::SharedAccounts> later(19);
+  const auto list_into = [this](Queries::SharedAccounts& out) -> boost::asio::awaitable<void> {
+    out = co_await queries_->list_accounts();
+  };
+  boost::asio::co_spawn(io, list_into(first[0]), boost::asio::detached);
+  io.poll();  // the first caller's read is queued
+  const Account opened = await(commands_->open_account());
+  for (auto& out : later) boost::asio::co_spawn(io, list_into(out), boost::asio::detached);
+  io.poll();  // they wait for the next read
+  release.set_value();
+  io.run();
+
+  ASSERT_NE(first[0], nullptr);
+  for (const auto& accounts : later) {
+    ASSERT_NE(accounts, nullptr);
+    EXPECT_EQ(accounts, later[0]) << "one read answered every later caller";
+  }
+  EXPECT_NE(later[0], first[0]);
+  ASSERT_EQ(later[0]->size(), 2u);
+  EXPECT_EQ(later[0]->back().account_id, opened.account_id);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, AppUseCases, test_support::both_stores(),
                          test_support::store_kind_name);
 
@@ -245,6 +283,7 @@ TEST(AppQueries, AStoreThatCannotBeOpenedLeavesAQueryAsUnavailable) {
   const PaymentQuery query{};
   EXPECT_THROW(await(queries.list_payments(query)), Unavailable);
   EXPECT_THROW(await(queries.find_payment(1)), Unavailable);
+  EXPECT_THROW(await(queries.list_accounts()), Unavailable);
   readers.stop();
 }
 
