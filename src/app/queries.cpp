@@ -107,7 +107,7 @@ void Queries::start_accounts_read() {
   }
   auto op = [](store::Store& s) { return s.list_accounts(); };
   readers_.submit<std::vector<core::Account>>(
-      std::move(op), [this, round = std::move(round)](std::exception_ptr error,
+      std::move(op), [this, round = std::move(round)](const std::exception_ptr& error,
                                                       std::vector<core::Account> accounts) {
         SharedAccounts shared;
         if (!error)

@@ -35,7 +35,7 @@ class Readers {
                                        void(std::exception_ptr, R)>(
         [this, f = std::move(f)](auto handler) mutable {
           auto h = std::make_shared<decltype(handler)>(std::move(handler));
-          submit<R>(std::move(f), [h](std::exception_ptr error, R result) {
+          this->submit<R>(std::move(f), [h](std::exception_ptr error, R result) {
             auto ex = boost::asio::get_associated_executor(*h);
             boost::asio::post(ex, [h, error, result = std::move(result)]() mutable {
               (*h)(error, std::move(result));
