@@ -1,6 +1,7 @@
 // POST /money_movement_request_callback: applying status and amount changes, history, late
 // callbacks, and CALLBACK_ALLOW_FROM.
 #include <fstream>
+#include <memory>
 #include <thread>
 
 #include "service_fixture.hpp"
@@ -398,25 +399,40 @@ class SlowDiskCallbackTest : public ServiceTest {
 };
 
 TEST_F(SlowDiskCallbackTest, CallbackThatArrivedInTimeIsAppliedEvenIfTheDatabaseWasSlow) {
-  SQLITE_FILE_TEST();  // the fsync_delay shim slows the SQLite file's syncs, not a server's
   const auto created = create_payment(-900);
   const auto id = int_field(created, "money_movement_id");
   const auto deadline = parse_timestamp_ms(str_field(created, "settle_deadline"));
-  // From now on every commit takes 2.5 s: a write admitted now keeps the writer busy until
-  // after the payment's deadline (2 s after it was created).
-  set_flush_delay(2500ms);
+  // From now on the database is slow for 2.5 s, so a write admitted now keeps the writer busy
+  // until after the payment's deadline (2 s after it was created). On SQLite every commit takes
+  // 2.5 s (the shim slows the file's flushes); on PostgreSQL another session holds, for 2.5 s, a
+  // lock that creating an account needs.
+  std::unique_ptr<test_support::DbReader> holder;
+  std::thread release;
+  if (on_postgres()) {
+    holder = test_support::open_reader(database_url());
+    holder->exec("BEGIN");
+    holder->exec("LOCK TABLE accounts IN SHARE MODE");
+    release = std::thread([&holder] {
+      std::this_thread::sleep_for(2500ms);
+      holder->exec("ROLLBACK");
+    });
+  } else {
+    set_flush_delay(2500ms);
+  }
   std::thread slow_write([this] {
     HttpClient http(port(), 15s);
     http.request("POST", "/accounts");
   });
   std::this_thread::sleep_for(300ms);
-  ASSERT_LT(now_ms(), deadline - 500) << "the machine is too slow for this test's timing";
+  const bool in_time = now_ms() < deadline - 500;
   HttpClient http(port(), 15s);
   const auto response = http.post_json(
       "/money_movement_request_callback",
       json::object{{"money_movement_id", id}, {"amount_cents", -900}, {"status", "posted"}});
-  set_flush_delay(0us);
+  if (!holder) set_flush_delay(0us);
   slow_write.join();
+  if (release.joinable()) release.join();
+  ASSERT_TRUE(in_time) << "the machine is too slow for this test's timing";
   EXPECT_GT(now_ms(), deadline) << "the callback was applied before the deadline anyway";
   EXPECT_TRUE(HasStatus(response, 201)) << "arrived in time, refused because the writer was slow";
   EXPECT_EQ(balances(1), std::make_pair(std::int64_t{-900}, std::int64_t{-900}));
