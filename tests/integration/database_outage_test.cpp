@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "service_fixture.hpp"
 
 namespace integration {
@@ -22,10 +24,11 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// Runs scripts/pg-test-cluster ACTION DIR; returns its standard output.
+// Runs scripts/pg-test-cluster ACTION DIR; returns its standard output. The cluster stops by
+// itself once this process is gone, should it be killed before TearDown.
 std::string cluster(const std::string& action, const std::filesystem::path& dir) {
-  const std::string command =
-      std::string(PG_TEST_CLUSTER_SCRIPT) + " " + action + " " + dir.string() + " 2>&1";
+  const std::string command = "PG_TEST_CLUSTER_OWNER=" + std::to_string(::getpid()) + " " +
+                              PG_TEST_CLUSTER_SCRIPT + " " + action + " " + dir.string() + " 2>&1";
   FILE* pipe = ::popen(command.c_str(), "r");
   if (pipe == nullptr) throw std::runtime_error("popen " + command);
   std::string out;
