@@ -1,16 +1,12 @@
 #include "app/queries.hpp"
 
-#include <boost/asio/associated_executor.hpp>
-#include <boost/asio/async_result.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
-
 #include <cassert>
 #include <utility>
 
 #include "app/errors.hpp"
 #include "app/readers.hpp"
 #include "store/store.hpp"
+#include "util/await_callback.hpp"
 
 namespace ps::app {
 
@@ -72,25 +68,16 @@ Queries::~Queries() {
 asio::awaitable<Queries::SharedAccounts> Queries::list_accounts() {
   SharedAccounts accounts;
   try {
-    accounts = co_await asio::async_initiate<decltype(asio::use_awaitable),
-                                             void(std::exception_ptr, SharedAccounts)>(
-        [this](auto handler) {
-          auto h = std::make_shared<decltype(handler)>(std::move(handler));
-          AccountsWaiter waiter = [h](std::exception_ptr error, SharedAccounts accounts) {
-            auto ex = asio::get_associated_executor(*h);
-            asio::post(ex, [h, error, accounts = std::move(accounts)]() mutable {
-              (*h)(error, std::move(accounts));
-            });
-          };
-          bool start = false;
-          {
-            const std::lock_guard lock(accounts_mutex_);
-            accounts_waiting_.push_back(std::move(waiter));
-            start = !std::exchange(accounts_reading_, true);
-          }
-          if (start) start_accounts_read();
-        },
-        asio::use_awaitable);
+    auto wait = [this](auto done) {
+      bool start = false;
+      {
+        const std::lock_guard lock(accounts_mutex_);
+        accounts_waiting_.push_back(std::move(done));
+        start = !std::exchange(accounts_reading_, true);
+      }
+      if (start) start_accounts_read();
+    };
+    accounts = co_await util::await_callback<SharedAccounts>(std::move(wait));
   } catch (const store::StoreError& e) {
     throw Unavailable(e.what());
   }

@@ -3,11 +3,9 @@
 // on a small thread pool with their own read-only connections, never on an I/O thread. In WAL
 // mode they see the last commit and never wait for the writer.
 
-#include <boost/asio/associated_executor.hpp>
-#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <exception>
 #include <memory>
@@ -17,6 +15,7 @@
 #include <vector>
 
 #include "store/store.hpp"
+#include "util/await_callback.hpp"
 
 namespace ps::app {
 
@@ -31,18 +30,10 @@ class Readers {
   // Not a coroutine, and callers name `f` first: see Writer::run (GCC 12).
   template <class R, class F>
   boost::asio::awaitable<R> run(F f) {
-    return boost::asio::async_initiate<decltype(boost::asio::use_awaitable),
-                                       void(std::exception_ptr, R)>(
-        [this, f = std::move(f)](auto handler) mutable {
-          auto h = std::make_shared<decltype(handler)>(std::move(handler));
-          this->submit<R>(std::move(f), [h](std::exception_ptr error, R result) {
-            auto ex = boost::asio::get_associated_executor(*h);
-            boost::asio::post(ex, [h, error, result = std::move(result)]() mutable {
-              (*h)(error, std::move(result));
-            });
-          });
-        },
-        boost::asio::use_awaitable);
+    auto start = [this, f = std::move(f)](auto done) mutable {
+      this->submit<R>(std::move(f), std::move(done));
+    };
+    return util::await_callback<R>(std::move(start));
   }
 
   // Runs `f(store) -> R` on the pool, then `done(error, result)` on the pool's thread (result

@@ -28,10 +28,7 @@
 //   nothing else writes, the writer probes with a small real write every `probe_interval`, so
 //   recovery turns readiness back without a restart or traffic.
 
-#include <boost/asio/associated_executor.hpp>
-#include <boost/asio/async_result.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/awaitable.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -53,6 +50,7 @@
 #include "app/ledger.hpp"
 #include "core/clock.hpp"
 #include "store/store.hpp"
+#include "util/await_callback.hpp"
 #include "util/rate_limited_log.hpp"
 
 namespace ps::app {
@@ -129,19 +127,15 @@ class Writer {
         [result, op_ = std::move(op)](store::Store& s, core::TimeMs now, Touched& touched) {
           *result = op_(s, now, touched);
         });
-    return boost::asio::async_initiate<decltype(boost::asio::use_awaitable),
-                                       void(std::exception_ptr, R)>(
-        [this, admission, result, work, locks = std::move(locks)](auto handler) mutable {
-          auto h = std::make_shared<decltype(handler)>(std::move(handler));
-          Completion complete = [h, result](std::exception_ptr e) {
-            auto ex = boost::asio::get_associated_executor(*h);
-            boost::asio::post(ex, [h, result, e]() mutable { (*h)(e, std::move(*result)); });
-          };
-          if (!try_enqueue(std::move(*work), complete, admission, std::move(locks))) {
-            complete(std::make_exception_ptr(Overloaded()));
-          }
-        },
-        boost::asio::use_awaitable);
+    auto start = [this, admission, result, work, locks = std::move(locks)](auto done) mutable {
+      Completion complete = [result, done = std::move(done)](std::exception_ptr e) {
+        done(e, std::move(*result));
+      };
+      if (!try_enqueue(std::move(*work), complete, admission, std::move(locks))) {
+        complete(std::make_exception_ptr(Overloaded()));
+      }
+    };
+    return util::await_callback<R>(std::move(start));
   }
 
   const WriterStats& stats() const { return stats_; }

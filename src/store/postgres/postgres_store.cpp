@@ -519,16 +519,10 @@ Sink& add_account(Sink& p, const core::Account& a) {
       .add(a.negative_since);
 }
 
+// The columns a payment's progress changes (every update writes them), in the order above.
 template <class Sink>
-Sink& add_payment(Sink& p, const core::Payment& x) {
-  return p.add(x.money_movement_id)
-      .add(x.account_id)
-      .add(x.amount_cents)
-      .add(x.original_amount_cents)
-      .add(x.merchant_name)
-      .add(x.status)
-      .add(x.created_at)
-      .add(x.updated_at)
+Sink& add_payment_progress(Sink& p, const core::Payment& x) {
+  return p.add(x.updated_at)
       .add(x.last_sent_at)
       .add(x.settle_deadline)
       .add(x.callbacks_applied)
@@ -537,16 +531,22 @@ Sink& add_payment(Sink& p, const core::Payment& x) {
 }
 
 template <class Sink>
-Sink& add_payment_change(Sink& p, const core::Payment& x) {
-  return p.add(x.money_movement_id)
+Sink& add_payment(Sink& p, const core::Payment& x) {
+  p.add(x.money_movement_id)
+      .add(x.account_id)
       .add(x.amount_cents)
+      .add(x.original_amount_cents)
+      .add(x.merchant_name)
       .add(x.status)
-      .add(x.updated_at)
-      .add(x.last_sent_at)
-      .add(x.settle_deadline)
-      .add(x.callbacks_applied)
-      .add(x.resend_at)
-      .add(x.send_attempts);
+      .add(x.created_at);
+  return add_payment_progress(p, x);
+}
+
+// Key and mutable columns (kPaymentChangeCols): an update of a payment whose row is locked.
+template <class Sink>
+Sink& add_payment_change(Sink& p, const core::Payment& x) {
+  p.add(x.money_movement_id).add(x.amount_cents).add(x.status);
+  return add_payment_progress(p, x);
 }
 
 template <class Sink>
