@@ -7,6 +7,9 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <thread>
@@ -46,6 +49,31 @@ constexpr std::size_t kResendsInFlight = 256;
 constexpr std::size_t kOutageAfterUnanswered = 16;
 constexpr auto kDrainTimeout = std::chrono::seconds(10);
 constexpr auto kDrainPoll = std::chrono::milliseconds(20);
+
+// Descriptors beyond client connections: database and provider connections, listeners, files.
+constexpr rlim_t kDescriptorReserve = 256;
+
+// Every client connection is a descriptor. A soft limit below MAX_CONNECTIONS (1024 is a common
+// default) would make accept fail long before the configured limit, and refuse everyone, not
+// just the newest: raise it as far as the hard limit allows, and say so when that is not enough.
+void fit_descriptor_limit(int max_connections) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t wanted = static_cast<rlim_t>(max_connections) + kDescriptorReserve;
+  if (limit.rlim_cur >= wanted) return;
+  const rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = std::min(wanted, limit.rlim_max);
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) limit.rlim_cur = before;
+  if (limit.rlim_cur < wanted) {
+    spdlog::warn(
+        "open-file limit {} (hard limit {}) is below MAX_CONNECTIONS + {}: connections beyond "
+        "about {} will fail; raise the limit (ulimit -n) or lower MAX_CONNECTIONS",
+        limit.rlim_cur, limit.rlim_max, kDescriptorReserve,
+        limit.rlim_cur > kDescriptorReserve ? limit.rlim_cur - kDescriptorReserve : 0);
+  } else {
+    spdlog::debug("open-file limit raised from {} to {}", before, limit.rlim_cur);
+  }
+}
 
 // Everything one I/O thread owns. `ioc` is declared first so it is destroyed last.
 struct Worker {
@@ -151,6 +179,7 @@ int run(const config::Config& cfg) {
       .total_timeout = cfg.provider_timeout,
   };
 
+  fit_descriptor_limit(cfg.max_connections);
   http::ServerState state(cfg.max_connections);
   asio::ip::tcp::endpoint endpoint(asio::ip::make_address(cfg.bind), cfg.port);
   for (auto& w : workers) {

@@ -248,8 +248,9 @@ class DuplicateKeyCheckingHandler {
 std::variant<json::object, Problem> parse_object(std::string_view body) {
   // As json::parse does: a stack buffer first, the heap only for deeper or larger documents.
   unsigned char buffer[BOOST_JSON_STACK_BUFFER_SIZE];
-  json::basic_parser<DuplicateKeyCheckingHandler> parser(json::parse_options(), buffer,
-                                                         sizeof buffer);
+  json::parse_options options;
+  options.max_depth = kJsonMaxDepth;
+  json::basic_parser<DuplicateKeyCheckingHandler> parser(options, buffer, sizeof buffer);
   parser.handler().values.reset();
   json::error_code ec;
   const std::size_t used = parser.write_some(false, body.data(), body.size(), ec);
@@ -257,6 +258,10 @@ std::variant<json::object, Problem> parse_object(std::string_view body) {
     return validation_problem({{parser.handler().duplicate,
                                 "is duplicated: a JSON object must not repeat a key, since which "
                                 "value was meant is ambiguous"}});
+  }
+  if (ec == json::error::too_deep) {
+    return validation_problem(
+        {{"body", "is nested deeper than " + std::to_string(kJsonMaxDepth) + " levels"}});
   }
   if (!ec && used < body.size()) ec = json::error::extra_data;
   if (ec) return validation_problem({{"body", "is not valid JSON: " + ec.message()}});

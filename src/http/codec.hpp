@@ -25,7 +25,9 @@ boost::json::object payment_json(const core::Payment& p);
 boost::json::object account_json(const core::Account& a);
 boost::json::object callback_json(const app::CallbackView& c);
 
-// Parses a request body that must be a JSON object.
+// Parses a request body that must be a JSON object, nested at most kJsonMaxDepth levels (ours
+// are flat; the bound keeps a hostile body from costing stack or time).
+inline constexpr std::size_t kJsonMaxDepth = 8;
 std::variant<boost::json::object, Problem> parse_object(std::string_view body);
 
 // POST /payments body (account_id defaults to 1; see docs/decisions.md).

@@ -21,9 +21,17 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+// A client's head (request line and header fields) is at most this large (431), its target at
+// most kTargetLimitBytes (414; ours are short: a path, a few filters and a cursor).
 constexpr std::uint32_t kHeaderLimitBytes = 16 * 1024;
+constexpr std::size_t kTargetLimitBytes = 4 * 1024;
+// A kept-alive connection may wait this long for its next request; once a request's first bytes
+// arrived, its head must be complete within kHeaderTimeout, so a client that trickles its header
+// (slowloris) holds its connection for seconds, not minutes.
 constexpr auto kIdleTimeout = std::chrono::seconds(60);
+constexpr auto kHeaderTimeout = std::chrono::seconds(10);
 constexpr auto kWriteTimeout = std::chrono::seconds(30);
+constexpr std::size_t kReadChunkBytes = 4096;
 
 using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
@@ -34,6 +42,23 @@ Problem plain_problem(bhttp::status s, const char* slug, const char* title, std:
                  .detail = std::move(detail),
                  .errors = {},
                  .extra = {}};
+}
+
+// The answer to a request that could not be read (the connection is closed after it).
+Problem read_refusal(const beast::error_code& ec) {
+  if (ec == bhttp::error::header_limit) {
+    return plain_problem(bhttp::status::request_header_fields_too_large, "header-too-large",
+                         "Request header too large",
+                         "request line and header fields are limited to " +
+                             std::to_string(kHeaderLimitBytes) + " bytes");
+  }
+  if (ec == bhttp::error::body_limit) {
+    return plain_problem(bhttp::status::payload_too_large, "payload-too-large",
+                         "Request body too large",
+                         "bodies are limited to " + std::to_string(kBodyLimitBytes) + " bytes");
+  }
+  return plain_problem(bhttp::status::bad_request, "bad-request", "Malformed HTTP request",
+                       ec.message());
 }
 
 // Counts the connection for MAX_CONNECTIONS for as long as its session lives.
@@ -57,11 +82,22 @@ asio::awaitable<void> session(beast::tcp_stream stream, Api& api, ServerState& s
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(kHeaderLimitBytes);
     parser.body_limit(kBodyLimitBytes);
-    stream.expires_after(kIdleTimeout);
-
+    if (buffer.size() == 0) {
+      // Idle until the next request begins (pipelined bytes may be buffered already).
+      stream.expires_after(kIdleTimeout);
+      auto [rec, rn] = co_await stream.async_read_some(buffer.prepare(kReadChunkBytes), kTuple);
+      if (rec) break;
+      buffer.commit(rn);
+    }
+    stream.expires_after(kHeaderTimeout);
     auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
     std::optional<Problem> refusal;
-    if (!hec) {
+    if (!hec && parser.get().target().size() > kTargetLimitBytes) {
+      refusal = plain_problem(
+          bhttp::status::uri_too_long, "uri-too-long", "Request target too long",
+          "request targets are limited to " + std::to_string(kTargetLimitBytes) + " bytes");
+    } else if (!hec) {
+      stream.expires_after(kIdleTimeout);  // the body, if any
       // Answer "100 Continue" (curl waits for it before sending bodies over 1 KiB).
       const auto& h = parser.get();
       if (beast::iequals(h[bhttp::field::expect], "100-continue")) {
@@ -77,14 +113,7 @@ asio::awaitable<void> session(beast::tcp_stream stream, Api& api, ServerState& s
         hec == asio::error::operation_aborted) {
       break;
     }
-    if (hec == bhttp::error::body_limit) {
-      refusal = plain_problem(
-          bhttp::status::payload_too_large, "payload-too-large", "Request body too large",
-          "bodies are limited to " + std::to_string(kBodyLimitBytes) + " bytes");
-    } else if (hec) {
-      refusal = plain_problem(bhttp::status::bad_request, "bad-request", "Malformed HTTP request",
-                              hec.message());
-    }
+    if (!refusal && hec) refusal = read_refusal(hec);
     if (refusal) {
       // The stream position is unknown after a refused request: answer, then close.
       auto res = problem_response(*refusal, 11, false);

@@ -346,6 +346,27 @@ std::vector<FieldError> body_errors(std::string_view text) {
   return p.errors;
 }
 
+// Issue 10 (hostile clients): nesting is bounded at kJsonMaxDepth, with a clear answer, and a body
+// of nothing but opening brackets is refused without deep recursion.
+TEST(HttpCodecBody, NestingDeeperThanTheLimitIsRefusedAndSaysSo) {
+  const auto nested = [](std::size_t depth) {  // depth objects, one inside the other
+    std::string body;
+    for (std::size_t i = 0; i < depth; ++i) body += "{\"k\":";
+    body += "1";
+    body.append(depth, '}');
+    return body;
+  };
+  EXPECT_TRUE(std::holds_alternative<json::object>(parse_object(nested(kJsonMaxDepth))));
+  const auto too_deep = body_errors(nested(kJsonMaxDepth + 1));
+  ASSERT_EQ(too_deep.size(), 1u);
+  EXPECT_EQ(too_deep[0].field, "body");
+  EXPECT_EQ(too_deep[0].message,
+            "is nested deeper than " + std::to_string(kJsonMaxDepth) + " levels");
+  const auto brackets = body_errors("{\"a\":" + std::string(60000, '['));
+  ASSERT_EQ(brackets.size(), 1u);
+  EXPECT_NE(brackets[0].message.find("nested deeper"), std::string::npos) << brackets[0].message;
+}
+
 TEST(HttpCodecBody, DuplicatedKeyIsRefusedAndNamed) {
   const auto top =
       body_errors(R"({"account_id":1,"amount_cents":100,"merchant_name":"m","amount_cents":-100})");
