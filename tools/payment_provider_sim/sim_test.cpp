@@ -626,6 +626,7 @@ TEST(TruthTest, CallbackWithoutStatusKeepsThePreviousStatus) {
   EXPECT_EQ(book.find(1)->status, "posted");
   EXPECT_EQ(book.find(1)->amount_cents, 850);
   EXPECT_EQ(book.find(1)->callbacks_acknowledged, 3U);
+  EXPECT_EQ(book.counters().acknowledged_without_status, 2U);
   EXPECT_EQ(book.accounts(), (std::vector<AccountTruth>{{1, 850, 850}}));
 }
 
@@ -703,8 +704,8 @@ TEST(TruthTest, JsonHasTheDocumentedShape) {
   for (const char* counter :
        {"requests", "invalid", "failed", "rejected", "dropped", "resent", "resent_conflict",
         "unauthorized", "early_callbacks", "early_wait_expired", "callback_attempts",
-        "callback_gave_up", "late_sent", "late_answered_409", "late_answered_other",
-        "late_unanswered"}) {
+        "acknowledged_without_status", "callback_gave_up", "late_sent", "late_answered_409",
+        "late_answered_other", "late_unanswered"}) {
     EXPECT_TRUE(json.at("counters").as_object().contains(counter)) << counter;
   }
   json.erase("counters");

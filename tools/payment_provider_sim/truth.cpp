@@ -83,7 +83,11 @@ void TruthBook::on_callback_acknowledged(std::uint64_t money_movement_id, std::i
   assert(truth.callbacks_acknowledged < truth.callbacks_sent);
   ++truth.callbacks_acknowledged;
   truth.amount_cents = amount_cents;
-  if (status) truth.status = *status;
+  if (status) {
+    truth.status = *status;
+  } else {
+    ++counters_.acknowledged_without_status;
+  }
 }
 
 void TruthBook::on_script_finished(std::uint64_t money_movement_id) {
@@ -151,6 +155,7 @@ boost::json::object TruthBook::to_json() const {
       {"early_callbacks", c.early_callbacks},
       {"early_wait_expired", c.early_wait_expired},
       {"callback_attempts", c.callback_attempts},
+      {"acknowledged_without_status", c.acknowledged_without_status},
       {"callback_gave_up", c.callback_gave_up},
       {"late_sent", c.late_sent},
       {"late_answered_409", c.late_answered_409},

@@ -60,7 +60,8 @@ struct SimCounters {
   std::uint64_t early_callbacks = 0;     // answers held until the first callback was written
   std::uint64_t early_wait_expired = 0;  // of those, answered when the bounded wait ran out
   std::uint64_t callback_attempts = 0;   // HTTP callback attempts, retries included
-  std::uint64_t callback_gave_up = 0;    // script steps never answered within the window
+  std::uint64_t acknowledged_without_status = 0;  // callbacks without status answered 201
+  std::uint64_t callback_gave_up = 0;             // script steps never answered within the window
   std::uint64_t late_sent = 0;
   std::uint64_t late_answered_409 = 0;
   std::uint64_t late_answered_other = 0;  // a service bug unless it is a transport failure
