@@ -193,7 +193,8 @@ TEST_F(ProviderFidelity, CallbacksRacingTheAnswerApplyBeforeTheAcceptance) {
                             AND a.kind = 'provider_accepted' AND a.event_id < c.event_id)))SQL");
   std::cerr << "[ measured ] " << ahead << " of " << kPayments
             << " payments had a callback applied before the provider's 201 was recorded\n";
-  EXPECT_GT(ahead, kPayments / 4) << "the callbacks did not race the 201";
+  // Measured on both stores: 213 to 429 of 600 with --early-callback-rate 1, 0 of 600 without.
+  EXPECT_GT(ahead, kPayments / 10) << "the callbacks did not race the 201";
 }
 
 // SPEC 3: a 401 is our configuration's fault: 202, re-sent, logged as an error, counted in
