@@ -92,7 +92,16 @@ Payment with_callback(const Payment& p, const CallbackInput& cb, TimeMs now) {
   assert(is_valid_callback_amount(cb.amount_cents));
   Payment next = p;
   next.amount_cents = cb.amount_cents;
-  if (cb.status) next.status = *cb.status;
+  if (cb.status) {
+    next.status = *cb.status;
+  } else if (p.status == status::kSubmitting) {
+    // A missing status keeps the provider's previous one (SPEC 3). `submitting` is ours, not the
+    // provider's: it says we do not know whether the provider holds the movement, and a callback
+    // proves it does, with the status it gives every movement it accepts, `pending`. Keeping
+    // `submitting` would keep it for good: no re-send follows a callback, and the provider's
+    // answer to the request may never arrive (a dropped connection).
+    next.status = std::string(status::kPending);
+  }
   next.updated_at = now;
   next.callbacks_applied += 1;
   next.resend_at.reset();

@@ -47,7 +47,9 @@ enum class CallbackOutcome { applied, late };
 CallbackOutcome classify_callback(const Payment& p, TimeMs now);
 
 // The payment after an applied callback: the amount is replaced, the status replaced if given.
-// A callback proves the provider holds the movement, so it is no longer re-sent.
+// A callback proves the provider holds the movement, so it is no longer re-sent, and a
+// `submitting` payment given no status becomes `pending` (the provider's status of a movement it
+// accepted).
 Payment with_callback(const Payment& p, const CallbackInput& cb, TimeMs now);
 
 // The payment after the provider refused it (4xx).

@@ -103,6 +103,8 @@ class EndToEndTest : public ::testing::Test {
   // The sum of the series of one instance's GET /metrics whose line starts with `series`
   // (e.g. `payment_service_callbacks_applied_total`).
   std::int64_t instance_metric(std::size_t i, std::string_view series);
+  // The same for the single service of start_service.
+  std::int64_t service_metric(std::string_view series);
   // With PS_TEST_STORE=postgres, or always (scale-out tests): the service runs on a fresh
   // PostgreSQL database of the test cluster.
   [[nodiscard]] virtual bool needs_postgres() const;
@@ -114,6 +116,11 @@ class EndToEndTest : public ::testing::Test {
   Truth truth();
   // PUT /outage on the simulator: while down it answers every money movement 503.
   void set_provider_down(bool down);
+  // PUT /credentials on the simulator: from now on it accepts only these, others get 401.
+  void set_provider_credentials(std::string_view username, std::string_view password);
+  // The credentials the service is started with from now on (restart_service); by default those
+  // the simulator starts with.
+  void set_service_credentials(std::string_view username, std::string_view password);
   // GET /payments (all pages), optionally with a query such as "status=submitting".
   std::vector<json::object> list_payments(std::string_view query = "");
   json::object get_payment(std::int64_t id);
@@ -125,9 +132,10 @@ class EndToEndTest : public ::testing::Test {
   // timeout, nullopt when quiescent.
   std::optional<std::string> wait_for_quiescence(std::chrono::seconds timeout);
 
-  // Every truth movement equals GET /payments/{id}; every non-rejected service payment is in
-  // the truth and vice versa; balances of every account equal the truth's; ledger invariants
-  // hold in the database. Failures are reported with gtest EXPECTs.
+  // Every truth movement equals GET /payments/{id}; every service payment is in the truth and
+  // vice versa, except the payments the provider refused (`rejected` and unknown to it; a
+  // payment a callback made `rejected` is in the truth); balances of every account equal the
+  // truth's; ledger invariants hold in the database. Failures are reported with gtest EXPECTs.
   void expect_service_matches_truth(const Truth& truth);
   void expect_ledger_invariants();
 
@@ -155,6 +163,7 @@ class EndToEndTest : public ::testing::Test {
                                                const std::string& log_name) const;
   void write_nginx_config(const std::vector<std::uint16_t>& upstreams) const;
   std::uint16_t fresh_port() const;
+  std::int64_t metric_at(std::uint16_t port, std::string_view series);
 
   void wipe_database();
 
@@ -165,6 +174,8 @@ class EndToEndTest : public ::testing::Test {
   std::vector<std::string> sim_extra_;
   std::vector<std::string> service_extra_;
   std::vector<std::string> service_args_;
+  std::string service_username_{kProviderUser};
+  std::string service_password_{kProviderPassword};
   std::unique_ptr<test_support::ServiceProcess> sim_;
   std::unique_ptr<test_support::ServiceProcess> service_;
   std::vector<std::unique_ptr<test_support::ServiceProcess>> instances_;

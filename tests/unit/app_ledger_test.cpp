@@ -409,9 +409,9 @@ TEST_P(AppLedger, RejectedVerdictIsIgnoredOnceTheProviderProvedItHasTheMovement)
   EXPECT_EQ(ok(verdict(a.money_movement_id, ProviderVerdict::rejected, kT0 + 2)).status, "pending");
   // Submitting, but a status-less callback already arrived.
   const Payment b = create_ok(200, kT0);
-  ASSERT_EQ(ok(callback(b.money_movement_id, 150, std::nullopt, kT0 + 1)).status, "submitting");
+  ASSERT_EQ(ok(callback(b.money_movement_id, 150, std::nullopt, kT0 + 1)).status, "pending");
   const Payment after = ok(verdict(b.money_movement_id, ProviderVerdict::rejected, kT0 + 2));
-  EXPECT_EQ(after.status, "submitting");
+  EXPECT_EQ(after.status, "pending");
   EXPECT_EQ(account().balance, 250);
   EXPECT_EQ(events("provider_rejected"), 0);
 }

@@ -140,11 +140,29 @@ TEST(CoreLedger, MissingStatusKeepsThePreviousOne) {
   EXPECT_EQ(b.account.settled_balance, 70);
   EXPECT_EQ(b.account.balance, 70);
 
-  Book s(100);  // still submitting: a status-less callback keeps `submitting`
+  // Still submitting: the callback proves the provider holds the movement, whose status there
+  // is `pending` until it says more (what its 201 says). `submitting` (outcome unknown) would
+  // stay for good: no re-send follows a callback.
+  Book s(100);
   ASSERT_TRUE(s.callback(30, std::nullopt, kT0 + 1000));
-  EXPECT_EQ(s.payment.status, "submitting");
+  EXPECT_EQ(s.payment.status, "pending");
   EXPECT_EQ(s.account.balance, 30);
   EXPECT_EQ(s.account.settled_balance, 0);
+}
+
+TEST(CoreLedger, StatusLessCallbackMakesOnlySubmittingPending) {
+  for (const char* before : {"pending", "posted", "failed", "returned", "rejected"}) {
+    SCOPED_TRACE(before);
+    Payment p = new_payment(100);
+    p.status = before;
+    p.resend_at.reset();
+    EXPECT_EQ(with_callback(p, CallbackInput{90, std::nullopt}, kT0 + 5).status, before);
+  }
+  const Payment submitting = new_payment(100);
+  ASSERT_EQ(submitting.status, "submitting");
+  EXPECT_EQ(with_callback(submitting, CallbackInput{90, std::nullopt}, kT0 + 5).status, "pending");
+  // A status given wins, as always.
+  EXPECT_EQ(with_callback(submitting, CallbackInput{90, "posted"}, kT0 + 5).status, "posted");
 }
 
 TEST(CoreLedger, OtherStatusTokensAreNotSettled) {
@@ -224,7 +242,7 @@ TEST(CoreLedger, OnlyASubmittingPaymentWithoutCallbacksAwaitsTheProvider) {
   EXPECT_TRUE(awaits_provider(p));
   // Any callback proves the provider holds the movement, even one that kept the status.
   const Payment called_back = with_callback(p, CallbackInput{100, std::nullopt}, kT0 + 5);
-  EXPECT_EQ(called_back.status, "submitting");
+  EXPECT_EQ(called_back.status, "pending");
   EXPECT_FALSE(awaits_provider(called_back));
   EXPECT_FALSE(called_back.resend_at.has_value()) << "would be re-sent after the provider has it";
   EXPECT_FALSE(with_rejection(p, kT0 + 5).resend_at.has_value());

@@ -130,7 +130,8 @@ asio::awaitable<CallbackClient::ConnectionPtr> CallbackClient::connect(
 
 asio::awaitable<std::optional<unsigned>> CallbackClient::exchange(
     Connection& connection, const Destination& destination, const std::string& target,
-    const std::string& body, TimePoint deadline, bool& keep_alive) {
+    const std::string& body, TimePoint deadline, const std::function<void()>& on_written,
+    bool& keep_alive) {
   http::request<http::string_body> request{http::verb::post, target, 11};
   request.set(http::field::host, destination.key());
   request.set(http::field::user_agent, "payment_provider_sim");
@@ -144,6 +145,7 @@ asio::awaitable<std::optional<unsigned>> CallbackClient::exchange(
   connection.stream.expires_at(deadline);
   co_await http::async_write(connection.stream, request,
                              asio::redirect_error(asio::use_awaitable, ec));
+  if (on_written) on_written();  // written or failed: either way nothing more to wait for
   if (ec) co_return std::nullopt;
 
   http::response_parser<http::string_body> parser;
@@ -158,10 +160,9 @@ asio::awaitable<std::optional<unsigned>> CallbackClient::exchange(
   co_return parser.get().result_int();
 }
 
-asio::awaitable<std::optional<unsigned>> CallbackClient::post(const Destination& destination,
-                                                              const std::string& target,
-                                                              std::string body,
-                                                              TimePoint start_before) {
+asio::awaitable<std::optional<unsigned>> CallbackClient::post(
+    const Destination& destination, const std::string& target, std::string body,
+    TimePoint start_before, const std::function<void()>& on_written) {
   co_await permits_.acquire();
   PermitGuard guard([this] { permits_.release(); });
   const auto started = std::chrono::steady_clock::now();
@@ -180,7 +181,8 @@ asio::awaitable<std::optional<unsigned>> CallbackClient::post(const Destination&
       if (!connection) co_return std::nullopt;
     }
     bool keep_alive = false;
-    auto status = co_await exchange(*connection, destination, target, body, deadline, keep_alive);
+    auto status =
+        co_await exchange(*connection, destination, target, body, deadline, on_written, keep_alive);
     if (status) {
       if (keep_alive) give_back(key, std::move(connection));
       co_return status;

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,10 +58,12 @@ class CallbackClient {
   // POSTs `body` (JSON) to `target` at `destination`. Returns the HTTP status code, or nullopt
   // when no answer came (connection error, timeout) or when no permit was free before
   // `start_before` (the caller's window closed while queued). One attempt; a stale pooled
-  // connection is replaced transparently once. Must be awaited on strand().
+  // connection is replaced transparently once. Must be awaited on strand(). `on_written` (may be
+  // empty) runs each time the request has been written, before its answer is read.
   asio::awaitable<std::optional<unsigned>> post(const Destination& destination,
                                                 const std::string& target, std::string body,
-                                                TimePoint start_before);
+                                                TimePoint start_before,
+                                                const std::function<void()>& on_written);
 
   // Closes pooled connections and stops handing out permits. Called after the io_context
   // stopped and before it is destroyed, so no socket outlives its io_context and coroutines
@@ -96,6 +99,7 @@ class CallbackClient {
                                                     const Destination& destination,
                                                     const std::string& target,
                                                     const std::string& body, TimePoint deadline,
+                                                    const std::function<void()>& on_written,
                                                     bool& keep_alive);
   asio::awaitable<ConnectionPtr> connect(const Destination& destination, TimePoint deadline);
   ConnectionPtr take_idle(const std::string& key);

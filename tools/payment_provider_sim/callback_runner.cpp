@@ -1,10 +1,12 @@
 #include "callback_runner.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <exception>
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -18,6 +20,8 @@ constexpr const char* kCallbackTarget = "/money_movement_request_callback";
 constexpr std::chrono::seconds kLateDeliveryWindow{5};
 // The late callback goes out this long after the service's own deadline.
 constexpr std::chrono::seconds kLateMargin{1};
+// deliver()'s `on_written` for callbacks nobody waits for.
+const std::function<void()> kNothing;
 
 asio::awaitable<void> sleep_until(asio::steady_timer& timer, Clock::time_point when) {
   timer.expires_at(when);
@@ -25,14 +29,47 @@ asio::awaitable<void> sleep_until(asio::steady_timer& timer, Clock::time_point w
   co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
 }
 
+// Opens the gate when the first callback is over, whichever way it ends (given up before it was
+// written, or the coroutine destroyed at shutdown): the session never waits for nothing.
+struct OpenGateOnExit {
+  explicit OpenGateOnExit(std::shared_ptr<EarlyCallbackGate> g) : gate(std::move(g)) {}
+  std::shared_ptr<EarlyCallbackGate> gate;
+  OpenGateOnExit(const OpenGateOnExit&) = delete;
+  OpenGateOnExit& operator=(const OpenGateOnExit&) = delete;
+  ~OpenGateOnExit() {
+    if (gate) gate->open();
+  }
+};
+
 }  // namespace
+
+EarlyCallbackGate::EarlyCallbackGate(const asio::any_io_executor& session_executor)
+    : executor_(session_executor), timer_(session_executor) {}
+
+void EarlyCallbackGate::open() {
+  asio::post(executor_, [self = shared_from_this()] {
+    self->opened_ = true;
+    self->timer_.cancel();
+  });
+}
+
+asio::awaitable<bool> EarlyCallbackGate::wait(std::chrono::milliseconds bound) {
+  // No suspension between this check and the wait below, and open()'s handler runs on this
+  // executor: it either ran before the check or cancels the pending wait.
+  if (opened_) co_return true;
+  timer_.expires_after(bound);
+  boost::system::error_code ignored;  // cancelled by open(), or expired
+  co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  co_return opened_;
+}
 
 CallbackRunner::CallbackRunner(const SimConfig& config, GuardedTruth& truth, CallbackClient& client)
     : config_(config), truth_(truth), client_(client) {}
 
 void CallbackRunner::start(const MoneyMovement& movement, Destination destination,
-                           Clock::time_point accepted_at) {
-  asio::co_spawn(client_.strand(), run(movement, std::move(destination), accepted_at),
+                           Clock::time_point accepted_at, std::shared_ptr<EarlyCallbackGate> gate) {
+  asio::co_spawn(client_.strand(),
+                 run(movement, std::move(destination), accepted_at, std::move(gate)),
                  [id = movement.money_movement_id](std::exception_ptr error) {
                    if (!error) return;
                    try {
@@ -43,10 +80,9 @@ void CallbackRunner::start(const MoneyMovement& movement, Destination destinatio
                  });
 }
 
-asio::awaitable<std::optional<unsigned>> CallbackRunner::deliver(const Destination& destination,
-                                                                 const std::string& body,
-                                                                 Clock::time_point window_end,
-                                                                 asio::steady_timer& timer) {
+asio::awaitable<std::optional<unsigned>> CallbackRunner::deliver(
+    const Destination& destination, const std::string& body, Clock::time_point window_end,
+    asio::steady_timer& timer, const std::function<void()>& on_written) {
   auto backoff = kRetryBackoffInitial;
   for (;;) {
     const auto now = Clock::now();
@@ -55,7 +91,9 @@ asio::awaitable<std::optional<unsigned>> CallbackRunner::deliver(const Destinati
       std::lock_guard lock(truth_.mutex);
       ++truth_.book.counters().callback_attempts;
     }
-    auto status = co_await client_.post(destination, kCallbackTarget, body, window_end);
+    auto status = co_await client_.post(destination, kCallbackTarget, body, window_end, on_written);
+    // An attempt that never wrote its request (no connection) holds nobody back either.
+    if (on_written) on_written();
     // 2xx and 4xx are the service's final word; 5xx and no answer mean "try again".
     if (status && *status < 500) co_return status;
     co_await sleep_until(timer, std::min(Clock::now() + backoff, window_end));
@@ -64,10 +102,20 @@ asio::awaitable<std::optional<unsigned>> CallbackRunner::deliver(const Destinati
 }
 
 asio::awaitable<void> CallbackRunner::run(MoneyMovement movement, Destination destination,
-                                          Clock::time_point accepted_at) {
+                                          Clock::time_point accepted_at,
+                                          std::shared_ptr<EarlyCallbackGate> gate) {
   const std::uint64_t id = movement.money_movement_id;
   const CallbackScript script = generate_script(config_.seed, id, movement.amount_cents,
                                                 movement.time_to_settle_seconds, config_.script);
+  // The server decided with decide_early_callback, as generate_script did; a script without
+  // callbacks has nothing to send first.
+  assert(!script.first_before_answer || gate);
+  OpenGateOnExit first_written{script.first_before_answer ? std::move(gate) : nullptr};
+  if (gate) gate->open();  // a gate, but no callback to send: the answer need not wait
+  const std::function<void()> open_gate = [&first_written] {
+    if (first_written.gate) first_written.gate->open();
+  };
+
   const Clock::time_point window_end =
       accepted_at + std::chrono::seconds(movement.time_to_settle_seconds);
   asio::steady_timer timer(co_await asio::this_coro::executor);
@@ -82,7 +130,13 @@ asio::awaitable<void> CallbackRunner::run(MoneyMovement movement, Destination de
       truth_.book.on_callback_sent(id);
     }
     const std::string body = callback_body(id, step);
-    const auto status = co_await deliver(destination, body, window_end, timer);
+    // Named, not a temporary in the co_await expression (GCC 12 coroutines, see Writer::run).
+    const std::function<void()>& on_written = index == 0 ? open_gate : kNothing;
+    const auto status = co_await deliver(destination, body, window_end, timer, on_written);
+    if (index == 0) {
+      open_gate();  // in case no attempt was written (the window closed first)
+      first_written.gate.reset();
+    }
     {
       std::lock_guard lock(truth_.mutex);
       if (status == 201U) {
@@ -131,8 +185,8 @@ asio::awaitable<void> CallbackRunner::run_late(const MoneyMovement& movement,
     std::lock_guard lock(truth_.mutex);
     ++truth_.book.counters().late_sent;
   }
-  const auto status =
-      co_await deliver(destination, body, Clock::now() + kLateDeliveryWindow, timer);
+  const auto window_end = Clock::now() + kLateDeliveryWindow;
+  const auto status = co_await deliver(destination, body, window_end, timer, kNothing);
   std::lock_guard lock(truth_.mutex);
   SimCounters& counters = truth_.book.counters();
   if (!status) {

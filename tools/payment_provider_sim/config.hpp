@@ -30,6 +30,8 @@ struct SimConfig {
 // Limits of the HTTP side, shared by server and client.
 inline constexpr std::size_t kMaxRequestBodyBytes = 64 * 1024;
 inline constexpr std::size_t kMaxHeaderBytes = 8 * 1024;
+// --username, --password and PUT /credentials: each at most this long.
+inline constexpr std::size_t kMaxCredentialBytes = 256;
 inline constexpr std::size_t kMaxMovements = 2'000'000;  // ~300 MB of truth at most
 inline constexpr std::size_t kMaxServerConnections = 4096;
 inline constexpr std::size_t kMaxConcurrentCallbacks = 256;

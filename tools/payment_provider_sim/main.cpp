@@ -77,6 +77,43 @@ void add_options(CLI::App& app, Options& options) {
                  "Fraction of movements that get one extra callback after their deadline")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  app.add_option("--omit-status-rate", config.script.omit_status_rate,
+                 "Fraction of callbacks sent without a status field (the service keeps the "
+                 "previous status)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_option("--final-unsettled-rate", config.script.final_unsettled_rate,
+                 "Fraction of movements whose last callback carries one of "
+                 "--final-unsettled-tokens instead of posted")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_option("--final-unsettled-tokens", config.script.final_unsettled_tokens,
+                 "Comma-separated statuses [a-z_]{1,32} other than posted that such movements end "
+                 "in, drawn uniformly; rejected also takes a movement out of the balance")
+      ->delimiter(',')
+      ->expected(1, static_cast<int>(provider_sim::kMaxFinalUnsettledTokens))
+      ->check(CLI::Validator(
+          [](const std::string& token) -> std::string {
+            if (!provider_sim::is_status_token(token)) {
+              return "status token '" + token + "' is not [a-z_]{1," +
+                     std::to_string(provider_sim::kMaxStatusTokenChars) + "}";
+            }
+            if (token == "posted") return "posted is the settled status, not an unsettled one";
+            return {};
+          },
+          "TOKEN"))
+      ->capture_default_str();
+  app.add_option("--early-callback-rate", config.script.early_callback_rate,
+                 "Fraction of movements whose first callback is written before the 201 answer "
+                 "(the answer waits for that write only, at most " +
+                     std::to_string(provider_sim::kEarlyCallbackWaitMax.count()) + " ms)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_option("--resend-conflict-rate", config.faults.resend_conflict_rate,
+                 "Fraction of re-sends of an already recorded money_movement_id answered 409 "
+                 "instead of 201")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   app.add_option("--slow-ms", options.slow_ms, "Delay before answering each money-movement request")
       ->check(CLI::Range(0, kMaxSlowMs))
       ->capture_default_str();
@@ -104,6 +141,17 @@ void validate(Options& options) {
   if (config.username.find(':') != std::string::npos) {
     throw CLI::ValidationError("--username", "must not contain ':' (RFC 7617)");
   }
+  if (config.username.size() > provider_sim::kMaxCredentialBytes ||
+      config.password.size() > provider_sim::kMaxCredentialBytes) {
+    throw CLI::ValidationError(
+        "--username/--password",
+        "must be at most " + std::to_string(provider_sim::kMaxCredentialBytes) + " bytes");
+  }
+  if (config.script.final_unsettled_tokens.size() > provider_sim::kMaxFinalUnsettledTokens) {
+    throw CLI::ValidationError(
+        "--final-unsettled-tokens",
+        "at most " + std::to_string(provider_sim::kMaxFinalUnsettledTokens) + " tokens");
+  }
   if (!options.callback_host.empty()) config.callback_host = options.callback_host;
   config.slow = std::chrono::milliseconds(options.slow_ms);
   config.settle_grace = std::chrono::seconds(options.settle_grace_seconds);
@@ -114,6 +162,11 @@ void validate(Options& options) {
 int main(int argc, char** argv) {
   Options options;
   CLI::App app{"payment_provider_sim: simulator of the external payment provider"};
+  app.footer(
+      "Endpoints: POST /money_movement/ (Basic auth), GET /truth, GET /healthz.\n"
+      "Test controls (no auth): PUT /outage {\"down\": true|false} answers every money movement "
+      "503 while down;\nPUT /credentials {\"username\": U, \"password\": P} replaces the "
+      "accepted credentials (others get 401).");
   add_options(app, options);
   try {
     app.parse(argc, argv);

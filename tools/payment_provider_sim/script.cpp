@@ -17,14 +17,15 @@ constexpr std::uint64_t kSaltLate = 0x5c41'7074'0000'0002;
 constexpr std::uint64_t kSaltFail = 0x5c41'7074'0000'0003;
 constexpr std::uint64_t kSaltReject = 0x5c41'7074'0000'0004;
 constexpr std::uint64_t kSaltDrop = 0x5c41'7074'0000'0005;
+constexpr std::uint64_t kSaltOmitStatus = 0x5c41'7074'0000'0006;
+constexpr std::uint64_t kSaltEarly = 0x5c41'7074'0000'0007;
+constexpr std::uint64_t kSaltConflict = 0x5c41'7074'0000'0008;
 
 // Shape of the scripts. Tuned so that a few thousand movements show every behaviour the
 // service must handle while most movements still end up posted.
 constexpr double kDuplicateProbability = 0.15;
 constexpr double kIdAsStringProbability = 0.2;
 constexpr double kIntermediatePostedProbability = 0.45;  // posted -> pending flip-flops
-constexpr double kFinalPostedProbability = 0.9;
-constexpr double kFinalFailedProbability = 0.05;  // the rest of the final ones are "returned"
 constexpr double kAdjustProbability = 0.15;
 constexpr double kZeroProbability = 0.02;
 constexpr double kSignChangeProbability = 0.02;
@@ -56,14 +57,27 @@ std::int64_t next_amount(Rng& rng, std::int64_t current, std::int64_t original) 
   return current;
 }
 
-std::string final_status(Rng& rng) {
+// `posted`, or with probability final_unsettled_rate one of the unsettled tokens, uniformly.
+// One draw either way, so the rest of the script does not depend on the rate or the tokens.
+std::string final_status(Rng& rng, const ScriptConfig& config) {
   const double roll = uniform_unit(rng);
-  if (roll < kFinalPostedProbability) return "posted";
-  if (roll < kFinalPostedProbability + kFinalFailedProbability) return "failed";
-  return "returned";
+  const auto& tokens = config.final_unsettled_tokens;
+  const double settled = 1.0 - config.final_unsettled_rate;
+  if (tokens.empty() || roll < settled) return "posted";
+  // roll is in [settled, 1), so the rate is positive here; its place in that range picks the
+  // token (with the defaults 0.1 and failed,returned: [0.9, 0.95) failed, [0.95, 1) returned).
+  const auto index = static_cast<std::size_t>((roll - settled) / config.final_unsettled_rate *
+                                              static_cast<double>(tokens.size()));
+  return tokens[std::min(index, tokens.size() - 1)];
 }
 
 }  // namespace
+
+bool is_status_token(std::string_view token) {
+  if (token.empty() || token.size() > kMaxStatusTokenChars) return false;
+  return std::all_of(token.begin(), token.end(),
+                     [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
+}
 
 std::uint64_t mix64(std::uint64_t value) {
   value += 0x9e37'79b9'7f4a'7c15;
@@ -100,6 +114,8 @@ CallbackScript generate_script(std::uint64_t seed, std::uint64_t money_movement_
   assert(config.callbacks_max <= kMaxCallbacksPerMovement);
   assert(time_to_settle_seconds >= 1 && time_to_settle_seconds <= kMaxTimeToSettleSeconds);
   assert(amount_cents != 0 && std::abs(amount_cents) <= kMaxAbsAmountCents);
+  assert(config.final_unsettled_rate >= 0.0 && config.final_unsettled_rate <= 1.0);
+  assert(config.final_unsettled_tokens.size() <= kMaxFinalUnsettledTokens);
 
   Rng rng(movement_seed(seed, money_movement_id, kSaltScript));
   const std::uint32_t count =
@@ -116,6 +132,9 @@ CallbackScript generate_script(std::uint64_t seed, std::uint64_t money_movement_
   }
   std::sort(offsets.begin(), offsets.end());
 
+  // Each new behaviour draws from its own stream, so turning it on changes nothing else.
+  Rng omit_rng(movement_seed(seed, money_movement_id, kSaltOmitStatus));
+
   CallbackScript script;
   script.steps.reserve(count);
   std::int64_t current_amount = amount_cents;
@@ -130,17 +149,29 @@ CallbackScript generate_script(std::uint64_t seed, std::uint64_t money_movement_
     current_amount = next_amount(rng, current_amount, amount_cents);
     step.amount_cents = current_amount;
     if (is_final) {
-      step.status = final_status(rng);
+      step.status = final_status(rng, config);
     } else {
       step.status = chance(rng, kIntermediatePostedProbability) ? "posted" : "pending";
     }
     step.id_as_string = chance(rng, kIdAsStringProbability);
+    if (chance(omit_rng, config.omit_status_rate)) step.status.reset();
     script.steps.push_back(step);
 
     if (send_twice) {
       CallbackStep copy = step;
       copy.duplicate = true;  // same offset: sent as soon as the original was answered
       script.steps.push_back(copy);
+    }
+  }
+
+  // The first callback races the answer to the request: it goes out at once (its duplicate, if
+  // any, right after it, as always).
+  if (!script.steps.empty() &&
+      decide_early_callback(seed, money_movement_id, config.early_callback_rate)) {
+    script.first_before_answer = true;
+    script.steps[0].offset = std::chrono::milliseconds{0};
+    if (script.steps.size() > 1 && script.steps[1].duplicate) {
+      script.steps[1].offset = std::chrono::milliseconds{0};
     }
   }
 
@@ -159,6 +190,11 @@ CallbackScript generate_script(std::uint64_t seed, std::uint64_t money_movement_
   return script;
 }
 
+bool decide_early_callback(std::uint64_t seed, std::uint64_t money_movement_id, double rate) {
+  Rng early_rng(movement_seed(seed, money_movement_id, kSaltEarly));
+  return chance(early_rng, rate);
+}
+
 std::string callback_body(std::uint64_t money_movement_id, const CallbackStep& step) {
   boost::json::object body;
   if (step.id_as_string) {
@@ -167,7 +203,7 @@ std::string callback_body(std::uint64_t money_movement_id, const CallbackStep& s
     body["money_movement_id"] = money_movement_id;
   }
   body["amount_cents"] = step.amount_cents;
-  body["status"] = step.status;
+  if (step.status) body["status"] = *step.status;
   return boost::json::serialize(body);
 }
 
@@ -181,6 +217,12 @@ RequestFault decide_fault(std::uint64_t seed, std::uint64_t money_movement_id,
   Rng drop_rng(movement_seed(seed, money_movement_id, kSaltDrop + attempt * 0x100));
   if (chance(drop_rng, rates.drop_rate)) return RequestFault::kDrop;
   return RequestFault::kNone;
+}
+
+bool decide_resend_conflict(std::uint64_t seed, std::uint64_t money_movement_id,
+                            std::uint32_t attempt, const FaultRates& rates) {
+  Rng conflict_rng(movement_seed(seed, money_movement_id, kSaltConflict + attempt * 0x100));
+  return chance(conflict_rng, rates.resend_conflict_rate);
 }
 
 }  // namespace provider_sim

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace provider_sim {
@@ -22,6 +23,10 @@ inline constexpr std::int64_t kMaxAbsAmountCents = 1'000'000'000'000;  // 10^12
 inline constexpr std::uint64_t kMaxMoneyMovementId = (std::uint64_t{1} << 53) - 1;
 inline constexpr std::int64_t kMaxTimeToSettleSeconds = 3600;
 inline constexpr std::uint32_t kMaxCallbacksPerMovement = 100;
+// A status token as the service accepts it in a callback (SPEC 3): `[a-z_]{1,32}`.
+inline constexpr std::size_t kMaxStatusTokenChars = 32;
+// --final-unsettled-tokens: at most this many tokens.
+inline constexpr std::size_t kMaxFinalUnsettledTokens = 16;
 
 // Callbacks are spread over this fraction of the settle window, so that even a callback that
 // needs a few retries normally lands before the window closes.
@@ -63,11 +68,25 @@ double uniform_unit(Rng& rng);
 // True with probability `probability` (clamped to [0, 1]).
 bool chance(Rng& rng, double probability);
 
+// Whether `token` is a status a callback may carry: `[a-z_]{1,32}` (SPEC 3).
+bool is_status_token(std::string_view token);
+
 struct ScriptConfig {
   std::uint32_t callbacks_min = 2;
   std::uint32_t callbacks_max = 5;
   // Probability that a movement gets one extra callback after its deadline.
   double late_rate = 0.0;
+  // Probability that a callback (a distinct one; its duplicate is the same) has no `status`
+  // field: the service keeps the payment's previous status (SPEC 3).
+  double omit_status_rate = 0.0;
+  // Probability that a movement's last callback carries one of `final_unsettled_tokens` (drawn
+  // uniformly) instead of `posted`: the movement ends not settled. A `rejected` token also takes
+  // it out of the balance (SPEC 4).
+  double final_unsettled_rate = 0.1;
+  std::vector<std::string> final_unsettled_tokens{"failed", "returned"};
+  // Probability that a movement's first callback is sent at once, before the simulator answers
+  // the money-movement request: it races the provider's 201 at the service.
+  double early_callback_rate = 0.0;
 };
 
 // One callback the simulator will POST to the service.
@@ -75,7 +94,8 @@ struct CallbackStep {
   // Offset from the movement's acceptance; within [0, 0.8 * time_to_settle_seconds].
   std::chrono::milliseconds offset{0};
   std::int64_t amount_cents = 0;
-  std::string status;
+  // Empty: the callback has no `status` field (the service keeps the previous status).
+  std::optional<std::string> status;
   // The real provider has been seen sending the id as a string of digits.
   bool id_as_string = false;
   // A repeat of the previous step (same content), sent right after it was answered.
@@ -90,6 +110,9 @@ struct CallbackScript {
   // ignores it. Its offset is decided at run time (it depends on the settle grace and on
   // when the service last re-sent the request), so `offset` is unused here.
   std::optional<CallbackStep> late_step;
+  // The first step goes out at offset 0, before the money-movement request is answered
+  // (decide_early_callback); the server holds its answer until that callback is written.
+  bool first_before_answer = false;
 
   bool operator==(const CallbackScript&) const = default;
 };
@@ -101,8 +124,12 @@ CallbackScript generate_script(std::uint64_t seed, std::uint64_t money_movement_
                                std::int64_t amount_cents, std::int64_t time_to_settle_seconds,
                                const ScriptConfig& config);
 
+// Whether the movement's first callback is sent before its money-movement request is answered
+// (--early-callback-rate). Depends on (seed, id) only; generate_script agrees with it.
+bool decide_early_callback(std::uint64_t seed, std::uint64_t money_movement_id, double rate);
+
 // JSON body of one callback: {"money_movement_id", "amount_cents", "status"}, the id as a string
-// of digits when the step says so.
+// of digits when the step says so, without "status" when the step has none.
 std::string callback_body(std::uint64_t money_movement_id, const CallbackStep& step);
 
 // What the simulator does with one money-movement request (fault injection).
@@ -117,6 +144,9 @@ struct FaultRates {
   double fail_rate = 0.0;
   double drop_rate = 0.0;
   double reject_rate = 0.0;
+  // Probability that a re-send of an id the simulator already holds is answered 409 instead of
+  // 201, as a provider that remembers ids may (SPEC 3).
+  double resend_conflict_rate = 0.0;
 };
 
 // Decides the fault for the `attempt`-th request (0-based) carrying `money_movement_id`.
@@ -124,5 +154,10 @@ struct FaultRates {
 // a rejection depends on the id only (a business decision does not change on retry).
 RequestFault decide_fault(std::uint64_t seed, std::uint64_t money_movement_id,
                           std::uint32_t attempt, const FaultRates& rates);
+
+// Whether the `attempt`-th request (0-based) carrying an id that is already recorded is answered
+// 409 instead of 201. Re-rolled per attempt, independent of the other faults.
+bool decide_resend_conflict(std::uint64_t seed, std::uint64_t money_movement_id,
+                            std::uint32_t attempt, const FaultRates& rates);
 
 }  // namespace provider_sim

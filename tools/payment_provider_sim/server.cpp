@@ -4,7 +4,9 @@
 #include <openssl/evp.h>
 
 #include <exception>
+#include <memory>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 #include <variant>
 
@@ -215,13 +217,18 @@ asio::awaitable<std::optional<Server::Response>> Server::handle(const Request& r
     if (request.method() != http::verb::put) co_return method_not_allowed(request, "PUT");
     co_return handle_outage(request);
   }
+  if (path == "/credentials") {
+    if (request.method() != http::verb::put) co_return method_not_allowed(request, "PUT");
+    co_return handle_credentials(request);
+  }
   if (path == "/healthz") {
     if (request.method() != http::verb::get) co_return method_not_allowed(request, "GET");
     co_return json_response(request, http::status::ok, boost::json::object{{"status", "ok"}});
   }
   co_return problem(
       request, http::status::not_found, "not-found", "Not found",
-      "The simulator serves POST /money_movement/, GET /truth, PUT /outage and GET /healthz.");
+      "The simulator serves POST /money_movement/, GET /truth, PUT /outage, PUT /credentials and "
+      "GET /healthz.");
 }
 
 bool Server::authorized(const Request& request) const {
@@ -232,6 +239,7 @@ bool Server::authorized(const Request& request) const {
   if (space == std::string_view::npos) return false;
   if (!beast::iequals(value.substr(0, space), "basic")) return false;
   const std::string_view credentials = trim(value.substr(space + 1));
+  std::lock_guard lock(credentials_mutex_);
   // Constant-time comparison: the simulator stands in for a real provider, so behave like one.
   return credentials.size() == expected_credentials_.size() &&
          CRYPTO_memcmp(credentials.data(), expected_credentials_.data(), credentials.size()) == 0;
@@ -253,6 +261,10 @@ asio::awaitable<std::optional<Server::Response>> Server::handle_money_movement(
     response = problem(request, http::status::service_unavailable, "outage", "Provider down",
                        "Simulated outage (PUT /outage); try again later.");
   } else if (!authorized(request)) {
+    {
+      std::lock_guard lock(truth_.mutex);
+      ++truth_.book.counters().unauthorized;
+    }
     response = problem(request, http::status::unauthorized, "unauthorized", "Unauthorized",
                        "Valid HTTP Basic credentials are required.");
     response->set(http::field::www_authenticate, "Basic realm=\"payment_provider_sim\"");
@@ -269,6 +281,7 @@ asio::awaitable<std::optional<Server::Response>> Server::handle_money_movement(
     movement = std::get<MoneyMovement>(std::move(parsed));
     const std::uint64_t id = movement.money_movement_id;
     bool drop = false;
+    std::shared_ptr<EarlyCallbackGate> gate;
     {
       std::lock_guard lock(truth_.mutex);
       TruthBook& book = truth_.book;
@@ -295,6 +308,14 @@ asio::awaitable<std::optional<Server::Response>> Server::handle_money_movement(
           if (fault == RequestFault::kDrop) {
             ++book.counters().dropped;
             drop = true;
+          } else if (outcome == TruthBook::RecordOutcome::kAlreadyRecorded &&
+                     decide_resend_conflict(config_.seed, id, attempt, config_.faults)) {
+            // A provider that remembers ids may refuse a copy of one it holds (SPEC 3); the
+            // movement stays recorded, its script runs on.
+            ++book.counters().resent_conflict;
+            response =
+                problem(request, http::status::conflict, "duplicate-money-movement",
+                        "Duplicate money movement", "This money_movement_id is already recorded.");
           } else {
             response = json_response(
                 request, http::status::created,
@@ -306,7 +327,19 @@ asio::awaitable<std::optional<Server::Response>> Server::handle_money_movement(
     if (start_script) {
       const Destination destination{config_.callback_host.value_or(callback_host_for(remote)),
                                     config_.callback_port};
-      runner_->start(movement, destination, now);
+      if (decide_early_callback(config_.seed, id, config_.script.early_callback_rate)) {
+        const auto executor = co_await asio::this_coro::executor;
+        gate = std::make_shared<EarlyCallbackGate>(executor);
+      }
+      runner_->start(movement, destination, now, gate);
+    }
+    if (gate) {
+      // --early-callback-rate: the first callback is written before this answer (or this
+      // dropped connection), so it races the answer at the service.
+      const bool written = co_await gate->wait(kEarlyCallbackWaitMax);
+      std::lock_guard lock(truth_.mutex);
+      ++truth_.book.counters().early_callbacks;
+      if (!written) ++truth_.book.counters().early_wait_expired;
     }
     if (drop) {
       spdlog::debug("movement {}: recorded, dropping the connection", id);
@@ -335,6 +368,36 @@ Server::Response Server::handle_outage(const Request& request) {
   outage_.store(down->as_bool(), std::memory_order_relaxed);
   spdlog::info("outage {}", down->as_bool() ? "started: every money movement gets 503" : "ended");
   return json_response(request, http::status::ok, boost::json::object{{"down", down->as_bool()}});
+}
+
+Server::Response Server::handle_credentials(const Request& request) {
+  boost::system::error_code ec;
+  const auto body = boost::json::parse(request.body(), ec);
+  const auto* object = !ec ? body.if_object() : nullptr;
+  const auto* username = object != nullptr ? object->if_contains("username") : nullptr;
+  const auto* password = object != nullptr ? object->if_contains("password") : nullptr;
+  const auto valid = [](const boost::json::value* value) {
+    return value != nullptr && value->is_string() && !value->get_string().empty() &&
+           value->get_string().size() <= kMaxCredentialBytes;
+  };
+  if (!valid(username) || !valid(password) ||
+      username->get_string().find(':') != boost::json::string::npos) {
+    const std::string detail =
+        "The body must be {\"username\": U, \"password\": P}: non-empty strings of at most " +
+        std::to_string(kMaxCredentialBytes) + " bytes, U without ':' (RFC 7617).";
+    return problem(request, http::status::bad_request, "bad-request", "Bad credentials request",
+                   detail);
+  }
+  const std::string encoded =
+      base64(std::string(username->get_string()) + ":" + std::string(password->get_string()));
+  {
+    std::lock_guard lock(credentials_mutex_);
+    expected_credentials_ = encoded;
+  }
+  // The values are not logged: credentials never are, not even a simulator's.
+  spdlog::info("credentials replaced: money movements with other credentials now get 401");
+  return json_response(request, http::status::ok,
+                       boost::json::object{{"username", username->get_string()}});
 }
 
 Server::Response Server::handle_truth(const Request& request) {

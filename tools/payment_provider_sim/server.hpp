@@ -1,9 +1,10 @@
-// HTTP side of the simulator: the provider's API (POST /money_movement/) plus GET /truth and
-// GET /healthz for tests. One coroutine per connection on its own strand, in the style of
-// Boost.Beast's example/http/server/awaitable.
+// HTTP side of the simulator: the provider's API (POST /money_movement/) plus GET /truth,
+// GET /healthz and the test controls PUT /outage and PUT /credentials. One coroutine per connection
+// on its own strand, in the style of Boost.Beast's example/http/server/awaitable.
 #pragma once
 
 #include <atomic>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -49,13 +50,17 @@ class Server {
                                                                  const asio::ip::address& remote);
   Response handle_truth(const Request& request);
   Response handle_outage(const Request& request);
+  Response handle_credentials(const Request& request);
   bool authorized(const Request& request) const;
 
   asio::io_context& io_context_;
   const SimConfig& config_;
   GuardedTruth& truth_;
   CallbackRunner* runner_;
-  std::string expected_credentials_;  // base64("user:password"), computed once
+  // base64("user:password"): from the flags, replaced by PUT /credentials (the provider rotating
+  // the credentials it accepts while the service runs).
+  mutable std::mutex credentials_mutex_;
+  std::string expected_credentials_;
   std::optional<asio::ip::tcp::acceptor> acceptor_;
   std::atomic<std::size_t> connections_{0};
   std::atomic<bool> outage_{false};  // PUT /outage: every money movement answered 503

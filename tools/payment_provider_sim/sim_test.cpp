@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <variant>
@@ -23,8 +24,12 @@ namespace {
 constexpr std::uint64_t kSeed = 42;
 constexpr std::int64_t kTtl = 10;
 
-bool is_final_status(const std::string& status) {
+bool is_final_status(const std::optional<std::string>& status) {
   return status == "posted" || status == "failed" || status == "returned";
+}
+
+std::string describe(const std::optional<std::string>& status) {
+  return status.value_or("<no status>");
 }
 
 // Index of the first step of the last distinct callback (a duplicate shares its content).
@@ -134,9 +139,9 @@ TEST(ScriptTest, StatusesFollowTheProviderRules) {
     for (std::size_t i = 0; i < script.steps.size(); ++i) {
       const auto& step = script.steps[i];
       if (i >= final_index) {
-        ASSERT_TRUE(is_final_status(step.status)) << step.status;
+        ASSERT_TRUE(is_final_status(step.status)) << describe(step.status);
       } else {
-        ASSERT_TRUE(step.status == "pending" || step.status == "posted") << step.status;
+        ASSERT_TRUE(step.status == "pending" || step.status == "posted") << describe(step.status);
       }
     }
   }
@@ -180,7 +185,7 @@ TEST(ScriptTest, ScriptsExerciseEveryBehaviour) {
   for (std::uint64_t id = 1; id <= kMovements; ++id) {
     const std::int64_t original = 10'000;
     const auto script = generate_script(kSeed, id, original, kTtl, config);
-    const std::string& last = script.steps.back().status;
+    const std::string last = describe(script.steps.back().status);
     final_posted += last == "posted";
     final_failed += last == "failed";
     final_returned += last == "returned";
@@ -242,6 +247,143 @@ TEST(ScriptTest, LateRateAddsALateCallbackWithoutChangingTheScript) {
   EXPECT_LT(late_count, 350);
 }
 
+// Everything but the statuses, so scripts of different status options can be compared.
+void expect_same_shape(const CallbackScript& a, const CallbackScript& b, std::uint64_t id) {
+  ASSERT_EQ(a.steps.size(), b.steps.size()) << "id " << id;
+  for (std::size_t i = 0; i < a.steps.size(); ++i) {
+    EXPECT_EQ(a.steps[i].offset, b.steps[i].offset) << "id " << id << " step " << i;
+    EXPECT_EQ(a.steps[i].amount_cents, b.steps[i].amount_cents) << "id " << id << " step " << i;
+    EXPECT_EQ(a.steps[i].id_as_string, b.steps[i].id_as_string) << "id " << id << " step " << i;
+    EXPECT_EQ(a.steps[i].duplicate, b.steps[i].duplicate) << "id " << id << " step " << i;
+  }
+  EXPECT_EQ(a.late_step, b.late_step) << "id " << id;
+}
+
+TEST(ScriptTest, OmitStatusRateDropsTheFieldAndChangesNothingElse) {
+  const ScriptConfig base{.callbacks_min = 1, .callbacks_max = 8, .late_rate = 0.2};
+  ScriptConfig some = base;
+  some.omit_status_rate = 0.3;
+  ScriptConfig all = base;
+  all.omit_status_rate = 1.0;
+  int distinct = 0;
+  int omitted = 0;
+  for (std::uint64_t id = 1; id <= 2000; ++id) {
+    const auto plain = generate_script(kSeed, id, 4000, kTtl, base);
+    const auto partial = generate_script(kSeed, id, 4000, kTtl, some);
+    expect_same_shape(plain, partial, id);
+    EXPECT_EQ(partial, generate_script(kSeed, id, 4000, kTtl, some)) << "deterministic, id " << id;
+    for (std::size_t i = 0; i < plain.steps.size(); ++i) {
+      ASSERT_TRUE(plain.steps[i].status.has_value()) << "rate 0 omits nothing";
+      const auto& step = partial.steps[i];
+      // Either the same status or none at all; a duplicate is its original, field for field.
+      if (step.status) {
+        EXPECT_EQ(step.status, plain.steps[i].status) << "id " << id << " step " << i;
+      }
+      if (step.duplicate) {
+        EXPECT_EQ(step.status, partial.steps[i - 1].status) << "id " << id << " step " << i;
+        continue;
+      }
+      ++distinct;
+      omitted += step.status ? 0 : 1;
+    }
+    for (const auto& step : generate_script(kSeed, id, 4000, kTtl, all).steps) {
+      EXPECT_FALSE(step.status.has_value()) << "rate 1 omits every status, id " << id;
+    }
+  }
+  EXPECT_NEAR(omitted, distinct * 0.3, distinct * 0.03) << omitted << " of " << distinct;
+}
+
+TEST(ScriptTest, CallbackBodyWithoutStatusHasNoStatusField) {
+  const CallbackStep step{.amount_cents = 700, .status = std::nullopt};
+  EXPECT_EQ(boost::json::parse(callback_body(9, step)),
+            boost::json::parse(R"({"money_movement_id":9,"amount_cents":700})"));
+}
+
+TEST(ScriptTest, FinalUnsettledTokensEndTheChosenFractionOfMovements) {
+  const ScriptConfig base{.callbacks_min = 1, .callbacks_max = 6};
+  ScriptConfig tokens = base;
+  tokens.final_unsettled_rate = 0.4;
+  tokens.final_unsettled_tokens = {"failed", "returned", "rejected"};
+  constexpr int kMovements = 6000;
+  std::map<std::string, int> finals;
+  for (std::uint64_t id = 1; id <= kMovements; ++id) {
+    const auto plain = generate_script(kSeed, id, -900, kTtl, base);
+    const auto script = generate_script(kSeed, id, -900, kTtl, tokens);
+    expect_same_shape(plain, script, id);
+    // Only the last distinct callback (and its duplicate) may differ: the final status.
+    const std::size_t final_index = last_distinct_index(script);
+    for (std::size_t i = 0; i < final_index; ++i) {
+      EXPECT_EQ(script.steps[i].status, plain.steps[i].status) << "id " << id << " step " << i;
+    }
+    ++finals[describe(script.steps[final_index].status)];
+    EXPECT_EQ(script.steps.back().status, script.steps[final_index].status);
+  }
+  EXPECT_EQ(finals.size(), 4U) << "posted and the three tokens, nothing else";
+  EXPECT_NEAR(finals["posted"], kMovements * 0.6, kMovements * 0.03);
+  for (const char* token : {"failed", "returned", "rejected"}) {
+    EXPECT_NEAR(finals[token], kMovements * 0.4 / 3, kMovements * 0.025) << token;
+  }
+
+  // The defaults are the behaviour before these flags: ~90% posted, else failed or returned.
+  // Rate 0: every movement ends posted; rate 1 with one token: every movement ends in it.
+  ScriptConfig never = base;
+  never.final_unsettled_rate = 0.0;
+  ScriptConfig always = base;
+  always.final_unsettled_rate = 1.0;
+  always.final_unsettled_tokens = {"rejected"};
+  for (std::uint64_t id = 1; id <= 500; ++id) {
+    EXPECT_EQ(generate_script(kSeed, id, 10, kTtl, never).steps.back().status, "posted");
+    EXPECT_EQ(generate_script(kSeed, id, 10, kTtl, always).steps.back().status, "rejected");
+  }
+}
+
+TEST(ScriptTest, EarlyCallbackGoesOutAtOnceAndChangesNothingElse) {
+  const ScriptConfig base{.callbacks_min = 0, .callbacks_max = 6};
+  ScriptConfig early = base;
+  early.early_callback_rate = 1.0;
+  ScriptConfig some = base;
+  some.early_callback_rate = 0.3;
+  int early_count = 0;
+  int with_steps = 0;
+  for (std::uint64_t id = 1; id <= 2000; ++id) {
+    const auto plain = generate_script(kSeed, id, 100, kTtl, base);
+    EXPECT_FALSE(plain.first_before_answer);
+    const auto script = generate_script(kSeed, id, 100, kTtl, early);
+    // A script without callbacks has nothing to send before the answer.
+    EXPECT_EQ(script.first_before_answer, !script.steps.empty()) << "id " << id;
+    ASSERT_EQ(script.steps.size(), plain.steps.size());
+    for (std::size_t i = 0; i < script.steps.size(); ++i) {
+      const bool first = i == 0 || (i == 1 && script.steps[1].duplicate);
+      EXPECT_EQ(script.steps[i].offset,
+                first ? std::chrono::milliseconds{0} : plain.steps[i].offset)
+          << "id " << id << " step " << i;
+      EXPECT_EQ(script.steps[i].status, plain.steps[i].status);
+      EXPECT_EQ(script.steps[i].amount_cents, plain.steps[i].amount_cents);
+    }
+    const auto partial = generate_script(kSeed, id, 100, kTtl, some);
+    // The server asks decide_early_callback before the script exists; both must agree.
+    EXPECT_EQ(partial.first_before_answer,
+              !partial.steps.empty() && decide_early_callback(kSeed, id, 0.3))
+        << "id " << id;
+    if (!partial.steps.empty()) {
+      ++with_steps;
+      early_count += partial.first_before_answer ? 1 : 0;
+    }
+  }
+  EXPECT_NEAR(early_count, with_steps * 0.3, with_steps * 0.04);
+}
+
+TEST(ScriptTest, StatusTokensAreLowerCaseLettersAndUnderscores) {
+  EXPECT_TRUE(is_status_token("failed"));
+  EXPECT_TRUE(is_status_token("returned_to_sender"));
+  EXPECT_TRUE(is_status_token(std::string(32, 'x')));
+  EXPECT_FALSE(is_status_token(std::string(33, 'x')));
+  EXPECT_FALSE(is_status_token(""));
+  EXPECT_FALSE(is_status_token("Failed"));
+  EXPECT_FALSE(is_status_token("fail-ed"));
+  EXPECT_FALSE(is_status_token("failed "));
+}
+
 TEST(ScriptTest, CallbackBodyCarriesTheIdAsIntegerOrDigits) {
   CallbackStep step{.amount_cents = -2500, .status = "posted"};
   EXPECT_EQ(
@@ -292,6 +434,28 @@ TEST(FaultTest, FailuresAreRerolledPerAttemptButRejectionsAreNot) {
     }
   }
   EXPECT_GT(recovered, 20);
+}
+
+TEST(FaultTest, ResendConflictsAreRerolledPerAttemptAndIndependentOfOtherFaults) {
+  const FaultRates none{};
+  const FaultRates always{.resend_conflict_rate = 1.0};
+  const FaultRates half{.fail_rate = 0.2, .drop_rate = 0.1, .resend_conflict_rate = 0.5};
+  const FaultRates half_alone{.fail_rate = 0.2, .drop_rate = 0.1};
+  int conflicts = 0;
+  int changed_between_attempts = 0;
+  constexpr int kIds = 4000;
+  for (std::uint64_t id = 1; id <= kIds; ++id) {
+    EXPECT_FALSE(decide_resend_conflict(kSeed, id, 1, none));
+    EXPECT_TRUE(decide_resend_conflict(kSeed, id, 1, always));
+    const bool first = decide_resend_conflict(kSeed, id, 1, half);
+    EXPECT_EQ(first, decide_resend_conflict(kSeed, id, 1, half)) << "deterministic";
+    conflicts += first ? 1 : 0;
+    changed_between_attempts += first != decide_resend_conflict(kSeed, id, 2, half) ? 1 : 0;
+    // Turning conflicts on changes no other fault decision.
+    EXPECT_EQ(decide_fault(kSeed, id, 1, half), decide_fault(kSeed, id, 1, half_alone));
+  }
+  EXPECT_NEAR(conflicts, kIds * 0.5, kIds * 0.04);
+  EXPECT_NEAR(changed_between_attempts, kIds * 0.5, kIds * 0.04);
 }
 
 // --- request validation ---------------------------------------------------------------------
@@ -446,6 +610,52 @@ TEST(TruthTest, BalancesSumCurrentAmountsAndSettledOnlyPosted) {
   EXPECT_EQ(book.in_flight(), 4U);
 }
 
+TEST(TruthTest, CallbackWithoutStatusKeepsThePreviousStatus) {
+  TruthBook book(100);
+  const auto now = Clock::now();
+  book.record(movement(1, 1, 1000), now, true);
+  book.on_callback_sent(1);
+  book.on_callback_acknowledged(1, 900, std::nullopt);  // before any status: still pending
+  EXPECT_EQ(book.find(1)->status, "pending");
+  EXPECT_EQ(book.find(1)->amount_cents, 900);
+  EXPECT_EQ(book.accounts(), (std::vector<AccountTruth>{{1, 900, 0}}));
+  book.on_callback_sent(1);
+  book.on_callback_acknowledged(1, 900, "posted");
+  book.on_callback_sent(1);
+  book.on_callback_acknowledged(1, 850, std::nullopt);  // the amount changes, posted stays
+  EXPECT_EQ(book.find(1)->status, "posted");
+  EXPECT_EQ(book.find(1)->amount_cents, 850);
+  EXPECT_EQ(book.find(1)->callbacks_acknowledged, 3U);
+  EXPECT_EQ(book.counters().acknowledged_without_status, 2U);
+  EXPECT_EQ(book.accounts(), (std::vector<AccountTruth>{{1, 850, 850}}));
+}
+
+// SPEC 4: balance sums the payments that are not `rejected`, settled_balance the `posted` ones.
+// A callback may say `rejected` (any [a-z_] token is stored as given), and a later one may
+// bring the movement back.
+TEST(TruthTest, RejectedMovementsLeaveTheBalanceOtherUnsettledTokensStay) {
+  TruthBook book(100);
+  const auto now = Clock::now();
+  book.record(movement(1, 1, 1000), now, true);
+  book.record(movement(2, 1, -300), now, true);
+  book.record(movement(3, 1, 40), now, true);
+  book.record(movement(4, 1, 5), now, true);
+  for (std::uint64_t id = 1; id <= 4; ++id) book.on_callback_sent(id);
+  book.on_callback_acknowledged(1, 1000, "rejected");
+  book.on_callback_acknowledged(2, -300, "failed");
+  book.on_callback_acknowledged(3, 40, "returned");
+  book.on_callback_acknowledged(4, 5, "posted");
+  EXPECT_EQ(book.accounts(), (std::vector<AccountTruth>{{1, -300 + 40 + 5, 5}}));
+
+  book.on_callback_sent(1);
+  book.on_callback_acknowledged(1, 990, std::nullopt);  // still rejected, amount changed
+  EXPECT_EQ(book.find(1)->status, "rejected");
+  EXPECT_EQ(book.accounts(), (std::vector<AccountTruth>{{1, -300 + 40 + 5, 5}}));
+  book.on_callback_sent(1);
+  book.on_callback_acknowledged(1, 990, "posted");  // back in both sums
+  EXPECT_EQ(book.accounts(), (std::vector<AccountTruth>{{1, 990 - 300 + 40 + 5, 990 + 5}}));
+}
+
 TEST(TruthTest, ResentIdKeepsItsFirstRecordAndCountsAttempts) {
   TruthBook book(100);
   const auto t0 = Clock::now();
@@ -491,6 +701,13 @@ TEST(TruthTest, JsonHasTheDocumentedShape) {
     "in_flight": 2})");
   boost::json::object json = book.to_json();
   ASSERT_TRUE(json.contains("counters"));
+  for (const char* counter :
+       {"requests", "invalid", "failed", "rejected", "dropped", "resent", "resent_conflict",
+        "unauthorized", "early_callbacks", "early_wait_expired", "callback_attempts",
+        "acknowledged_without_status", "callback_gave_up", "late_sent", "late_answered_409",
+        "late_answered_other", "late_unanswered"}) {
+    EXPECT_TRUE(json.at("counters").as_object().contains(counter)) << counter;
+  }
   json.erase("counters");
   EXPECT_EQ(boost::json::value(json), expected) << boost::json::serialize(json);
 }

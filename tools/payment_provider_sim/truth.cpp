@@ -78,12 +78,16 @@ void TruthBook::on_callback_sent(std::uint64_t money_movement_id) {
 }
 
 void TruthBook::on_callback_acknowledged(std::uint64_t money_movement_id, std::int64_t amount_cents,
-                                         const std::string& status) {
+                                         const std::optional<std::string>& status) {
   MovementTruth& truth = at(money_movement_id);
   assert(truth.callbacks_acknowledged < truth.callbacks_sent);
   ++truth.callbacks_acknowledged;
   truth.amount_cents = amount_cents;
-  truth.status = status;
+  if (status) {
+    truth.status = *status;
+  } else {
+    ++counters_.acknowledged_without_status;
+  }
 }
 
 void TruthBook::on_script_finished(std::uint64_t money_movement_id) {
@@ -100,8 +104,9 @@ std::vector<AccountTruth> TruthBook::accounts() const {
     AccountTruth& account = by_account[truth.account_id];
     account.account_id = truth.account_id;
     // No overflow in practice: 10^12 per movement times at most a few million movements is
-    // far below 9.2 * 10^18.
-    account.balance += truth.amount_cents;
+    // far below 9.2 * 10^18. SPEC 4: a `rejected` movement (a callback may say so) leaves the
+    // balance; only `posted` ones are settled.
+    if (truth.status != "rejected") account.balance += truth.amount_cents;
     if (truth.status == "posted") account.settled_balance += truth.amount_cents;
   }
   std::vector<AccountTruth> result;
@@ -145,7 +150,12 @@ boost::json::object TruthBook::to_json() const {
       {"rejected", c.rejected},
       {"dropped", c.dropped},
       {"resent", c.resent},
+      {"resent_conflict", c.resent_conflict},
+      {"unauthorized", c.unauthorized},
+      {"early_callbacks", c.early_callbacks},
+      {"early_wait_expired", c.early_wait_expired},
       {"callback_attempts", c.callback_attempts},
+      {"acknowledged_without_status", c.acknowledged_without_status},
       {"callback_gave_up", c.callback_gave_up},
       {"late_sent", c.late_sent},
       {"late_answered_409", c.late_answered_409},

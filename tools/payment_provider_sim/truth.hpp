@@ -2,8 +2,10 @@
 //
 // For every recorded movement the truth is the content of the last callback the service
 // acknowledged (HTTP 201) within the movement's window; before any acknowledgement it is the
-// original amount with status "pending". Account balances follow SPEC section 4:
-// balance = sum of current amounts, settled_balance = sum of amounts whose status is "posted".
+// original amount with status "pending". A callback without a status keeps the previous one, as
+// the service does (SPEC 3). Account balances follow SPEC section 4: balance = sum of current
+// amounts of movements whose status is not "rejected", settled_balance = sum of amounts whose
+// status is "posted".
 //
 // Not thread-safe and free of I/O: the server wraps it in a mutex and passes the clock in.
 #pragma once
@@ -47,14 +49,19 @@ struct AccountTruth {
 
 // Diagnostics for tests and operators; not part of the truth proper.
 struct SimCounters {
-  std::uint64_t requests = 0;           // valid, authenticated money-movement requests
-  std::uint64_t invalid = 0;            // answered 400 for validation
-  std::uint64_t failed = 0;             // answered 503 by --fail-rate
-  std::uint64_t rejected = 0;           // answered 400 by --reject-rate
-  std::uint64_t dropped = 0;            // connection closed by --drop-rate
-  std::uint64_t resent = 0;             // requests for an already recorded id
-  std::uint64_t callback_attempts = 0;  // HTTP callback attempts, retries included
-  std::uint64_t callback_gave_up = 0;   // script steps never answered within the window
+  std::uint64_t requests = 0;            // valid, authenticated money-movement requests
+  std::uint64_t invalid = 0;             // answered 400 for validation
+  std::uint64_t failed = 0;              // answered 503 by --fail-rate
+  std::uint64_t rejected = 0;            // answered 400 by --reject-rate
+  std::uint64_t dropped = 0;             // connection closed by --drop-rate
+  std::uint64_t resent = 0;              // requests for an already recorded id
+  std::uint64_t resent_conflict = 0;     // of those, answered 409 by --resend-conflict-rate
+  std::uint64_t unauthorized = 0;        // answered 401 (wrong or missing credentials)
+  std::uint64_t early_callbacks = 0;     // answers held until the first callback was written
+  std::uint64_t early_wait_expired = 0;  // of those, answered when the bounded wait ran out
+  std::uint64_t callback_attempts = 0;   // HTTP callback attempts, retries included
+  std::uint64_t acknowledged_without_status = 0;  // callbacks without status answered 201
+  std::uint64_t callback_gave_up = 0;             // script steps never answered within the window
   std::uint64_t late_sent = 0;
   std::uint64_t late_answered_409 = 0;
   std::uint64_t late_answered_other = 0;  // a service bug unless it is a transport failure
@@ -79,9 +86,10 @@ class TruthBook {
   const MovementTruth* find(std::uint64_t money_movement_id) const;
 
   void on_callback_sent(std::uint64_t money_movement_id);
-  // The service answered 201 to a callback sent within the window: it becomes the truth.
+  // The service answered 201 to a callback sent within the window: it becomes the truth. An
+  // empty `status` (the callback had none) keeps the previous status.
   void on_callback_acknowledged(std::uint64_t money_movement_id, std::int64_t amount_cents,
-                                const std::string& status);
+                                const std::optional<std::string>& status);
   void on_script_finished(std::uint64_t money_movement_id);
 
   // Per-account balances over all recorded movements, ordered by account_id.
