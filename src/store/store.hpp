@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/history.hpp"
 #include "core/types.hpp"
 
 namespace ps::store {
@@ -42,30 +43,10 @@ struct StoreError : std::runtime_error {
   StoreFault fault;
 };
 
-// One row of the append-only history (docs/decisions.md, "Storage schema").
-struct Event {
-  TimeMs at = 0;
-  std::string kind;
-  AccountId account_id = 0;
-  std::optional<MovementId> money_movement_id;
-  std::optional<Cents> amount_cents;
-  std::optional<std::string> status;
-  std::optional<TimeMs> settle_deadline;
-  Cents balance_after = 0;
-  Cents settled_balance_after = 0;
-  std::optional<std::string> detail;
-};
-
-namespace event_kind {
-inline constexpr const char* kAccountOpened = "account_opened";
-inline constexpr const char* kAccountStatus = "account_status";
-inline constexpr const char* kPaymentCreated = "payment_created";
-inline constexpr const char* kPaymentResent = "payment_resent";
-inline constexpr const char* kProviderAccepted = "provider_accepted";
-inline constexpr const char* kProviderRejected = "provider_rejected";
-inline constexpr const char* kCallbackApplied = "callback_applied";
-inline constexpr const char* kCallbackLate = "callback_late";
-}  // namespace event_kind
+// The append-only history (core/history.hpp).
+using core::Event;
+using core::EventId;
+namespace event_kind = core::event_kind;
 
 struct CallbackRecord {
   TimeMs received_at = 0;
