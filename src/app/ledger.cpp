@@ -128,8 +128,7 @@ Outcome<PaymentCreated> Ledger::create_payment(store::Store& s, const NewPayment
   if (!account) return Failure::account_not_found;
 
   Payment payment = core::new_payment(
-      s.next_movement_id(now), request.account_id, request.amount_cents, request.merchant_name,
-      now,
+      s.next_movement_id(now), request.account_id, request.amount_cents, request.merchant_name, now,
       core::settle_deadline(now, settings_.time_to_settle_seconds, settings_.settle_grace_seconds),
       now + settings_.send_lease_ms);  // the first send is under way
   const auto next_account = core::apply_new_payment(*account, payment, now);
