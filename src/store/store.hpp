@@ -174,6 +174,16 @@ class Store {
   virtual std::optional<TimeMs> latest_event_time() = 0;
   virtual std::vector<CallbackRecord> callback_history(MovementId id) = 0;
 
+  // For reading the whole database at once (app/verify.hpp): a read-only transaction in which
+  // every read sees one committed state, also while other connections write (SQLite: a deferred
+  // transaction, its snapshot taken at its first read; PostgreSQL: REPEATABLE READ READ ONLY).
+  // Ended by commit() or rollback().
+  virtual void begin_snapshot() = 0;
+  // Up to `limit` events with an event_id above `after`, in event_id order.
+  virtual std::vector<Event> events_after(EventId after, std::size_t limit) = 0;
+  // Up to `limit` payments with a money_movement_id above `after`, in id order.
+  virtual std::vector<core::Payment> payments_after(MovementId after, std::size_t limit) = 0;
+
   virtual std::optional<IdempotencyRecord> find_idempotency(const std::string& key) = 0;
   virtual std::optional<IdempotencyRecord> find_idempotency_for_payment(MovementId id) = 0;
   virtual void insert_idempotency(const IdempotencyRecord& r) = 0;
