@@ -7,7 +7,6 @@
 #include "app/verify.hpp"
 
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <memory>
 #include <optional>
@@ -153,23 +152,7 @@ class Books {
   Ledger ledger_{LedgerSettings{.time_to_settle_seconds = 10, .settle_grace_seconds = 2}};
 };
 
-// Changes the database behind the service's back, as an operator's SQL or a bug could
-// (test_support's SQLite reader is read-only, so SQLite gets a writable connection here).
-void corrupt(const std::string& url, const std::string& sql) {
-  if (!url.starts_with("sqlite:")) {
-    test_support::open_reader(url)->exec(sql);
-    return;
-  }
-  sqlite3* db = nullptr;
-  const int opened = sqlite3_open_v2(url.substr(7).c_str(), &db, SQLITE_OPEN_READWRITE, nullptr);
-  const std::unique_ptr<sqlite3, int (*)(sqlite3*)> owner(db, sqlite3_close_v2);
-  char* error = nullptr;
-  if (opened != SQLITE_OK || sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-    const std::string message = error != nullptr ? error : sqlite3_errmsg(db);
-    sqlite3_free(error);
-    throw std::runtime_error("corrupt: " + message + " in: " + sql);
-  }
-}
+using test_support::write_sql;
 
 VerifyReport verify(const std::string& url, std::size_t batch = kVerifyBatch) {
   const auto s = store::open_store(url, store::StoreOptions{.read_only = true});
@@ -218,8 +201,8 @@ TEST_P(AppVerify, BatchesOfAnySizeGiveTheSameReport) {
 }
 
 TEST_P(AppVerify, AHistoryWrittenBeforeItRecordedMerchantNamesLeavesThemUnchecked) {
-  corrupt(db_->url(), "UPDATE events SET detail = NULL WHERE kind = 'payment_created'");
-  corrupt(db_->url(), "UPDATE payments SET merchant_name = 'Renamed'");
+  write_sql(db_->url(), "UPDATE events SET detail = NULL WHERE kind = 'payment_created'");
+  write_sql(db_->url(), "UPDATE payments SET merchant_name = 'Renamed'");
   const VerifyReport report = verify(db_->url());
   EXPECT_FALSE(report.difference.has_value()) << core::describe(*report.difference);
   EXPECT_EQ(report.merchant_names_unrecorded, 6U);
@@ -280,7 +263,7 @@ TEST_P(AppVerifyCorruption, IsTheFirstDifferenceNamedByTableIdAndColumn) {
   const auto db = test_support::open_reader(scratch.url());
   std::string id = with_ids(corruption.id, day);
   if (id.starts_with("{sql:")) id = std::to_string(db->scalar_int(id.substr(5, id.size() - 6)));
-  corrupt(scratch.url(), with_ids(corruption.sql, day));
+  write_sql(scratch.url(), with_ids(corruption.sql, day));
 
   const VerifyReport report = verify(scratch.url());
   ASSERT_TRUE(report.difference.has_value()) << corruption.sql;
