@@ -3,7 +3,6 @@
 // late callback, a rejection, an account delinquent and current again), also while the service
 // still runs; exit 1 naming the first difference after a row is changed behind its back; exit 3
 // when the database cannot be opened, exit 2 for invalid settings.
-#include <cstdio>
 #include <string>
 #include <thread>
 #include <utility>
@@ -18,35 +17,15 @@ namespace {
 using namespace std::chrono_literals;
 
 struct Outcome {
-  int exit_code = -1;
+  int exit_code = -1;  // -1: ended on a signal
   std::string output;  // stdout and stderr
 };
 
-std::string quoted(const std::string& s) {
-  std::string out = "'";
-  for (const char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// `payment_service ARGS` with every variable the service reads unset but `env`.
-Outcome run_service_binary(const std::string& args,
+// `payment_service ARGS`, with every variable the service reads unset but `env`.
+Outcome run_service_binary(const std::vector<std::string>& args,
                            const std::vector<std::pair<std::string, std::string>>& env = {}) {
-  std::string command = "env";
-  for (const auto& variable : test_support::service_environment_variables()) {
-    command += " -u " + variable;
-  }
-  for (const auto& [name, value] : env) command += " " + name + "=" + quoted(value);
-  command += " " + std::string(PAYMENT_SERVICE_BIN) + " " + args + " 2>&1";
-  Outcome run;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  char buffer[4096];
-  for (std::size_t n = 0; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) {
-    run.output.append(buffer, n);
-  }
-  const int status = ::pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+  auto run = test_support::run_to_completion(PAYMENT_SERVICE_BIN, args, env);
+  return Outcome{run.exit.exited ? run.exit.code : -1, std::move(run.output)};
 }
 
 // Settle window of one second and no grace, so the test can send a late callback.
@@ -56,7 +35,7 @@ class VerifyTest : public ServiceTest {
     return {{"--time-to-settle-seconds", "1", "--settle-grace-seconds", "0"}, {}, {}};
   }
 
-  Outcome verify() { return run_service_binary("verify --database-url " + quoted(database_url())); }
+  Outcome verify() { return run_service_binary({"verify", "--database-url", database_url()}); }
 
   std::string recalculate(std::int64_t window_seconds) {
     const auto response =
@@ -158,7 +137,7 @@ TEST(VerifyCommandTest, ADatabaseThatCannotBeOpenedExitsThreeAndSaysWhy) {
   const test_support::TempDir dir;
   const auto missing = dir / "missing.sqlite";
   const Outcome run =
-      run_service_binary("verify --database-url " + quoted("sqlite:" + missing.string()));
+      run_service_binary({"verify", "--database-url", "sqlite:" + missing.string()});
   EXPECT_EQ(run.exit_code, 3) << run.output;
   EXPECT_NE(run.output.find("cannot read the database sqlite:" + missing.string()),
             std::string::npos)
@@ -166,8 +145,8 @@ TEST(VerifyCommandTest, ADatabaseThatCannotBeOpenedExitsThreeAndSaysWhy) {
   EXPECT_FALSE(std::filesystem::exists(missing)) << "verify created the file";
 
   // A server that is not there; the password is not shown.
-  const Outcome postgres =
-      run_service_binary("verify --database-url 'postgresql://u:s3cret@127.0.0.1:1/payments'");
+  const Outcome postgres = run_service_binary(
+      {"verify", "--database-url", "postgresql://u:s3cret@127.0.0.1:1/payments"});
   EXPECT_EQ(postgres.exit_code, 3) << postgres.output;
   EXPECT_NE(postgres.output.find("cannot read the database postgresql://u:***@127.0.0.1:1"),
             std::string::npos)
@@ -176,10 +155,13 @@ TEST(VerifyCommandTest, ADatabaseThatCannotBeOpenedExitsThreeAndSaysWhy) {
 }
 
 TEST(VerifyCommandTest, InvalidSettingsExitTwo) {
-  for (const char* args :
-       {"verify --database-url mysql://host/db", "verify unexpected", "verify --no-such-flag"}) {
+  const std::vector<std::vector<std::string>> cases = {
+      {"verify", "--database-url", "mysql://host/db"},
+      {"verify", "unexpected"},
+      {"verify", "--no-such-flag"}};
+  for (const auto& args : cases) {
     const Outcome run = run_service_binary(args);
-    EXPECT_EQ(run.exit_code, 2) << args << "\n" << run.output;
+    EXPECT_EQ(run.exit_code, 2) << args[1] << "\n" << run.output;
   }
 }
 
@@ -187,7 +169,7 @@ TEST(VerifyCommandTest, NeedsOnlyTheDatabaseUrlAlsoFromTheEnvironment) {
   // No PROVIDER_URL, which the service requires: verify goes as far as opening the database.
   const test_support::TempDir dir;
   const std::string url = "sqlite:" + (dir / "absent.sqlite").string();
-  const Outcome run = run_service_binary("verify", {{"DATABASE_URL", url}});
+  const Outcome run = run_service_binary({"verify"}, {{"DATABASE_URL", url}});
   EXPECT_EQ(run.exit_code, 3) << run.output;
   EXPECT_NE(run.output.find("cannot read the database " + url), std::string::npos) << run.output;
 }
