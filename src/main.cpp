@@ -1,4 +1,5 @@
-// Wiring only: configuration, store, writer, readers, one io_context per I/O thread, shutdown.
+// Wiring only: configuration, store, writer, readers, one io_context per I/O thread, shutdown;
+// or the `verify` command.
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
@@ -10,6 +11,8 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <chrono>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -24,10 +27,12 @@
 #include "app/queries.hpp"
 #include "app/readers.hpp"
 #include "app/resender.hpp"
+#include "app/verify.hpp"
 #include "app/writer.hpp"
 #include "config/config.hpp"
 #include "config/logging.hpp"
 #include "core/clock.hpp"
+#include "core/replay.hpp"
 #include "http/api.hpp"
 #include "http/server.hpp"
 #include "provider/http_provider.hpp"
@@ -104,6 +109,44 @@ void log_clock_step(const core::ClockStep& step) {
       "re-anchors to the wall clock if it is ahead",
       size_s < 0 ? "back" : "forward", size_s < 0 ? -size_s : size_s, summed,
       offset_s < 0 ? -offset_s : offset_s, offset_s < 0 ? "behind" : "ahead of");
+}
+
+// `payment_service verify` (app/verify.hpp). Exit codes, as README "Commands" documents them:
+// 0 the history and the tables agree, 1 they differ (the first difference is printed), 2 invalid
+// settings (config::parse), 3 the database cannot be opened or read.
+constexpr int kVerifyDiffers = 1;
+constexpr int kVerifyCannotRead = 3;
+
+int verify(const config::Config& cfg) {
+  const auto started = std::chrono::steady_clock::now();
+  const std::string database = config::database_url_for_log(cfg.database_url);
+  app::VerifyReport report;
+  try {
+    // Read-only: no migration, and a SQLite file that does not exist is not created.
+    const auto store = store::open_store(cfg.database_url, store::StoreOptions{.read_only = true});
+    report = app::verify_history(*store);
+  } catch (const std::exception& e) {
+    std::cerr << "payment_service verify: cannot read the database " << database << ": " << e.what()
+              << "\n";
+    return kVerifyCannotRead;
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count();
+  if (report.difference) {
+    std::cout << "verify: DIFFERENCE " << core::describe(*report.difference) << " (database "
+              << database << ", " << ms << " ms)\n";
+    return kVerifyDiffers;
+  }
+  std::cout << "verify: OK: " << report.events << " events replayed reproduce the "
+            << report.accounts << " accounts and " << report.payments << " payments stored ("
+            << "database " << database << ", " << ms << " ms)";
+  if (report.merchant_names_unrecorded > 0) {
+    std::cout << "; merchant_name not compared for " << report.merchant_names_unrecorded
+              << " payment(s) created before the history recorded it";
+  }
+  std::cout << "\n";
+  return 0;
 }
 
 int run(const config::Config& cfg) {
@@ -243,6 +286,7 @@ int main(int argc, char** argv) {
   if (const auto* exit = std::get_if<config::Exit>(&parsed)) return exit->code;
   const auto& cfg = std::get<config::Config>(parsed);
   config::setup_logging(cfg.log_level, cfg.log_format);
+  if (cfg.command == config::Command::verify) return verify(cfg);
   for (const auto& warning : config::startup_warnings(cfg)) spdlog::warn("{}", warning);
   try {
     return run(cfg);

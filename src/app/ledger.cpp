@@ -13,6 +13,7 @@ namespace {
 
 store::Event payment_event(const char* kind, const Payment& p, const Account& a, TimeMs now) {
   return store::Event{
+      .event_id = 0,
       .at = now,
       .kind = kind,
       .account_id = a.account_id,
@@ -28,6 +29,7 @@ store::Event payment_event(const char* kind, const Payment& p, const Account& a,
 
 store::Event account_event(const char* kind, const Account& a, TimeMs now) {
   return store::Event{
+      .event_id = 0,
       .at = now,
       .kind = kind,
       .account_id = a.account_id,
@@ -87,14 +89,7 @@ Account Ledger::open_account(store::Store& s, TimeMs now, Touched& touched) {
 }
 
 Account Ledger::insert_new_account(store::Store& s, AccountId id, TimeMs now, Touched& touched) {
-  const Account account{
-      .account_id = id,
-      .created_at = now,
-      .status = core::AccountStatus::current,
-      .balance = 0,
-      .settled_balance = 0,
-      .negative_since = std::nullopt,
-  };
+  const Account account = core::new_account(id, now);
   s.insert_account(account);
   s.append_event(account_event(ek::kAccountOpened, account, now));
   touched.push_back(account);
@@ -132,28 +127,18 @@ Outcome<PaymentCreated> Ledger::create_payment(store::Store& s, const NewPayment
   const auto account = s.find_account(request.account_id);
   if (!account) return Failure::account_not_found;
 
-  Payment payment{
-      .money_movement_id = s.next_movement_id(now),
-      .account_id = request.account_id,
-      .amount_cents = request.amount_cents,
-      .original_amount_cents = request.amount_cents,
-      .merchant_name = request.merchant_name,
-      .status = std::string(core::status::kSubmitting),
-      .created_at = now,
-      .updated_at = now,
-      .last_sent_at = now,
-      .settle_deadline = core::settle_deadline(now, settings_.time_to_settle_seconds,
-                                               settings_.settle_grace_seconds),
-      .callbacks_applied = 0,
-      .resend_at = now + settings_.send_lease_ms,  // the first send is under way
-      .send_attempts = 1,
-  };
+  Payment payment = core::new_payment(
+      s.next_movement_id(now), request.account_id, request.amount_cents, request.merchant_name, now,
+      core::settle_deadline(now, settings_.time_to_settle_seconds, settings_.settle_grace_seconds),
+      now + settings_.send_lease_ms);  // the first send is under way
   const auto next_account = core::apply_new_payment(*account, payment, now);
   if (!next_account) return Failure::overflow;
 
   s.insert_payment(payment);
   s.update_account(*next_account);
-  s.append_event(payment_event(ek::kPaymentCreated, payment, *next_account, now));
+  auto created = payment_event(ek::kPaymentCreated, payment, *next_account, now);
+  created.detail = payment.merchant_name;  // so that the history alone rebuilds the payment
+  s.append_event(created);
   if (request.idempotency_key) {
     s.insert_idempotency(store::IdempotencyRecord{
         .key = *request.idempotency_key,

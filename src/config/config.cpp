@@ -131,6 +131,23 @@ std::variant<Config, Exit> parse(int argc, char** argv) {
       ->envname("LOG_FORMAT")
       ->check(CLI::IsMember({"text", "json"}));
 
+  // Options given after `verify` that it does not know itself (--database-url, --log-level...)
+  // are the main command's, so both orders work.
+  CLI::App* verify = app.add_subcommand(
+      "verify",
+      "check the database instead of serving: replay the stored event history and compare it "
+      "with the stored payments and accounts (payment_service verify --help)");
+  verify->footer(
+      "Replays the event history with the ledger's rules and compares the result with every "
+      "stored payment and account (SPEC section 4), in one snapshot of the database, only "
+      "reading (it may run while the service writes). Uses --database-url (DATABASE_URL) and "
+      "--log-level/--log-format, given before or after `verify`; no provider settings.\n"
+      "Exit codes: 0 they agree (one summary line); 1 they differ (the first difference: table, "
+      "id, column, what the history says and what is stored); 2 invalid settings; 3 the "
+      "database cannot be opened or read.");
+  verify->fallthrough();
+  app.require_subcommand(0, 1);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -142,6 +159,16 @@ std::variant<Config, Exit> parse(int argc, char** argv) {
     std::cerr << "payment_service: " << message << "\n";
     return Exit{2};
   };
+  const bool sqlite = c.database_url.starts_with("sqlite:") && c.database_url.size() > 7;
+  const bool postgres =
+      c.database_url.starts_with("postgresql://") || c.database_url.starts_with("postgres://");
+  if (!sqlite && !postgres) {
+    return invalid("DATABASE_URL must be sqlite:PATH or postgresql://... (a libpq URI)");
+  }
+  if (*verify) {
+    c.command = Command::verify;
+    return c;  // the service's other settings do not apply
+  }
   if (c.provider_url.empty()) {
     return invalid("PROVIDER_URL (--provider-url) is required, e.g. http://127.0.0.1:9090");
   }
@@ -161,12 +188,6 @@ std::variant<Config, Exit> parse(int argc, char** argv) {
     http::AllowList::parse(c.callback_allow_from);
   } catch (const std::invalid_argument& e) {
     return invalid("CALLBACK_ALLOW_FROM: " + std::string(e.what()));
-  }
-  const bool sqlite = c.database_url.starts_with("sqlite:") && c.database_url.size() > 7;
-  const bool postgres =
-      c.database_url.starts_with("postgresql://") || c.database_url.starts_with("postgres://");
-  if (!sqlite && !postgres) {
-    return invalid("DATABASE_URL must be sqlite:PATH or postgresql://... (a libpq URI)");
   }
   if (retry_max_ms < retry_initial_ms) {
     return invalid("PROVIDER_RETRY_MAX_MS must be at least PROVIDER_RETRY_INITIAL_MS");

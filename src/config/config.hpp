@@ -12,7 +12,12 @@
 
 namespace ps::config {
 
+// What the process does: run the service, or `payment_service verify` (app/verify.hpp), which
+// reads DATABASE_URL only and needs no provider.
+enum class Command { serve, verify };
+
 struct Config {
+  Command command = Command::serve;
   std::string bind = "0.0.0.0";
   std::uint16_t port = 8080;
   std::string database_url = "sqlite:payment_service.db";

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <utility>
 
 #include "core/money.hpp"
 
@@ -84,6 +85,38 @@ TimeMs settle_deadline(TimeMs sent_at, std::int64_t time_to_settle_seconds,
   return sent_at + (time_to_settle_seconds + grace_seconds) * 1000;
 }
 
+Account new_account(AccountId id, TimeMs now) {
+  return Account{
+      .account_id = id,
+      .created_at = now,
+      .status = AccountStatus::current,
+      .balance = 0,
+      .settled_balance = 0,
+      .negative_since = std::nullopt,
+  };
+}
+
+Payment new_payment(MovementId id, AccountId account_id, Cents amount_cents,
+                    std::string merchant_name, TimeMs now, TimeMs settle_deadline,
+                    TimeMs resend_at) {
+  assert(is_valid_payment_amount(amount_cents));
+  return Payment{
+      .money_movement_id = id,
+      .account_id = account_id,
+      .amount_cents = amount_cents,
+      .original_amount_cents = amount_cents,
+      .merchant_name = std::move(merchant_name),
+      .status = std::string(status::kSubmitting),
+      .created_at = now,
+      .updated_at = now,
+      .last_sent_at = now,
+      .settle_deadline = settle_deadline,
+      .callbacks_applied = 0,
+      .resend_at = resend_at,
+      .send_attempts = 1,
+  };
+}
+
 CallbackOutcome classify_callback(const Payment& p, TimeMs now) {
   return now > p.settle_deadline ? CallbackOutcome::late : CallbackOutcome::applied;
 }
@@ -131,11 +164,18 @@ bool awaits_provider(const Payment& p) {
 
 Payment with_resend(const Payment& p, TimeMs now, std::int64_t time_to_settle_seconds,
                     std::int64_t grace_seconds, TimeMs send_lease_ms) {
-  assert(awaits_provider(p) && send_lease_ms > 0);
+  assert(send_lease_ms > 0);
+  return with_resend_deadline(p, now, settle_deadline(now, time_to_settle_seconds, grace_seconds),
+                              now + send_lease_ms);
+}
+
+Payment with_resend_deadline(const Payment& p, TimeMs now, TimeMs new_settle_deadline,
+                             TimeMs resend_at) {
+  assert(awaits_provider(p));
   Payment next = p;
   next.last_sent_at = now;
-  next.settle_deadline = settle_deadline(now, time_to_settle_seconds, grace_seconds);
-  next.resend_at = now + send_lease_ms;
+  next.settle_deadline = new_settle_deadline;
+  next.resend_at = resend_at;
   next.send_attempts += 1;
   return next;
 }

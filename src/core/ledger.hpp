@@ -36,6 +36,16 @@ std::optional<Account> apply_new_payment(const Account& account, const Payment& 
 TimeMs settle_deadline(TimeMs sent_at, std::int64_t time_to_settle_seconds,
                        std::int64_t grace_seconds);
 
+// A new account opened at `now`: `current`, with nothing in it.
+Account new_account(AccountId id, TimeMs now);
+
+// A payment recorded at `now`, before its first send (which is under way from then on):
+// `submitting`, its amount the original one, due for a re-send at `resend_at` unless the
+// provider's verdict comes first.
+Payment new_payment(MovementId id, AccountId account_id, Cents amount_cents,
+                    std::string merchant_name, TimeMs now, TimeMs settle_deadline,
+                    TimeMs resend_at);
+
 struct CallbackInput {
   Cents amount_cents = 0;
   std::optional<std::string> status;  // empty: keep the previous status
@@ -68,6 +78,10 @@ bool awaits_provider(const Payment& p);
 // payment is due again (the attempt died with its process).
 Payment with_resend(const Payment& p, TimeMs now, std::int64_t time_to_settle_seconds,
                     std::int64_t grace_seconds, TimeMs send_lease_ms);
+// The same with the new deadline and lease end given (a replay takes the deadline from the
+// history, which records it, rather than from today's settings).
+Payment with_resend_deadline(const Payment& p, TimeMs now, TimeMs new_settle_deadline,
+                             TimeMs resend_at);
 
 // The payment after an attempt whose outcome is unknown: due again `retry_delay_ms` from `now`.
 Payment with_resend_scheduled(const Payment& p, TimeMs now, TimeMs retry_delay_ms);

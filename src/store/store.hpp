@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/history.hpp"
 #include "core/types.hpp"
 
 namespace ps::store {
@@ -42,30 +43,10 @@ struct StoreError : std::runtime_error {
   StoreFault fault;
 };
 
-// One row of the append-only history (docs/decisions.md, "Storage schema").
-struct Event {
-  TimeMs at = 0;
-  std::string kind;
-  AccountId account_id = 0;
-  std::optional<MovementId> money_movement_id;
-  std::optional<Cents> amount_cents;
-  std::optional<std::string> status;
-  std::optional<TimeMs> settle_deadline;
-  Cents balance_after = 0;
-  Cents settled_balance_after = 0;
-  std::optional<std::string> detail;
-};
-
-namespace event_kind {
-inline constexpr const char* kAccountOpened = "account_opened";
-inline constexpr const char* kAccountStatus = "account_status";
-inline constexpr const char* kPaymentCreated = "payment_created";
-inline constexpr const char* kPaymentResent = "payment_resent";
-inline constexpr const char* kProviderAccepted = "provider_accepted";
-inline constexpr const char* kProviderRejected = "provider_rejected";
-inline constexpr const char* kCallbackApplied = "callback_applied";
-inline constexpr const char* kCallbackLate = "callback_late";
-}  // namespace event_kind
+// The append-only history (core/history.hpp).
+using core::Event;
+using core::EventId;
+namespace event_kind = core::event_kind;
 
 struct CallbackRecord {
   TimeMs received_at = 0;
@@ -192,6 +173,16 @@ class Store {
   // event carries the largest `at`. One primary-key lookup, not a scan.
   virtual std::optional<TimeMs> latest_event_time() = 0;
   virtual std::vector<CallbackRecord> callback_history(MovementId id) = 0;
+
+  // For reading the whole database at once (app/verify.hpp): a read-only transaction in which
+  // every read sees one committed state, also while other connections write (SQLite: a deferred
+  // transaction, its snapshot taken at its first read; PostgreSQL: REPEATABLE READ READ ONLY).
+  // Ended by commit() or rollback().
+  virtual void begin_snapshot() = 0;
+  // Up to `limit` events with an event_id above `after`, in event_id order.
+  virtual std::vector<Event> events_after(EventId after, std::size_t limit) = 0;
+  // Up to `limit` payments with a money_movement_id above `after`, in id order.
+  virtual std::vector<core::Payment> payments_after(MovementId after, std::size_t limit) = 0;
 
   virtual std::optional<IdempotencyRecord> find_idempotency(const std::string& key) = 0;
   virtual std::optional<IdempotencyRecord> find_idempotency_for_payment(MovementId id) = 0;

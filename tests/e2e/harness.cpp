@@ -649,6 +649,9 @@ void EndToEndTest::expect_ledger_invariants() {
   }
   EXPECT_TRUE(violations.empty()) << violations.size() << " ledger invariant violation(s):\n"
                                   << text;
+  // And the production-side check: the history replays to exactly the stored rows.
+  const auto verified = test_support::verify_history_with(PAYMENT_SERVICE_BIN, database_url());
+  EXPECT_FALSE(verified.has_value()) << *verified;
 }
 
 }  // namespace e2e

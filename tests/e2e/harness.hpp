@@ -137,6 +137,7 @@ class EndToEndTest : public ::testing::Test {
   // payment a callback made `rejected` is in the truth); balances of every account equal the
   // truth's; ledger invariants hold in the database. Failures are reported with gtest EXPECTs.
   void expect_service_matches_truth(const Truth& truth);
+  // The ledger invariants, and `payment_service verify` on the database.
   void expect_ledger_invariants();
 
   // The end of a run: waits for quiescence (wait_for_quiescence, at most `timeout`), then reads

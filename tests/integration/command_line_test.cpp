@@ -58,6 +58,8 @@ TEST(CommandLineTest, HelpListsEveryFlagWithItsEnvironmentVariable) {
   }
   EXPECT_NE(result.output.find("PROVIDER_USERNAME"), std::string::npos);
   EXPECT_NE(result.output.find("PROVIDER_PASSWORD"), std::string::npos);
+  // The commands besides serving (verify_test.cpp runs it).
+  EXPECT_NE(result.output.find("Subcommands:\n  verify "), std::string::npos) << result.output;
 }
 
 // Start-up with a bad configuration must fail fast, with a non-zero exit code.

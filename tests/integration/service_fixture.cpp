@@ -218,6 +218,10 @@ void ServiceTest::TearDown() {
                                          }
                                          return text;
                                        }();
+    // The production-side check of the same database: its history replays to exactly the
+    // stored payments and accounts (also while the service still runs: one snapshot).
+    const auto verified = test_support::verify_history_with(PAYMENT_SERVICE_BIN, database_url());
+    EXPECT_FALSE(verified.has_value()) << *verified;
   }
   client_.reset();
   if (HasFailure() && service_) {

@@ -2,7 +2,8 @@
 // PS_TEST_POSTGRES_URL names a server: a fresh database per test), each inside begin()/commit()
 // like the writer runs them. This is the Store contract test: every store method runs through
 // the ledger. After every scenario the ledger invariants of docs/decisions.md are checked
-// straight from the database with a separate connection.
+// straight from the database with a separate connection, and the history is replayed
+// (app::verify_history) against the stored rows.
 
 #include "app/ledger.hpp"
 
@@ -14,6 +15,7 @@
 #include <string>
 #include <variant>
 
+#include "app/verify.hpp"
 #include "store/store.hpp"
 #include "test_support/db_reader.hpp"
 #include "test_support/scratch_store.hpp"
@@ -78,6 +80,10 @@ class AppLedger : public ::testing::TestWithParam<test_support::StoreKind> {
     if (!store_ || !check_invariants_) return;
     const auto violations = test_support::check_ledger_invariants(url_);
     for (const auto& v : violations) ADD_FAILURE() << "ledger invariant violated: " << v;
+    // And the production-side check: the history replays to exactly the stored rows.
+    const auto reader = store::open_store(url_, store::StoreOptions{.read_only = true});
+    const auto report = verify_history(*reader);
+    if (report.difference) ADD_FAILURE() << "verify: " << core::describe(*report.difference);
   }
 
   Outcome<PaymentCreated> create(Cents amount, TimeMs now,

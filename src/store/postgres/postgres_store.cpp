@@ -271,6 +271,8 @@ std::string cat(std::initializer_list<std::string_view> parts) {
 struct Statements {
   // Sent in the same round trip as the transaction's first statement (PostgresStore::send).
   Statement begin{"begin", "BEGIN"};
+  // begin_snapshot(): every read of the transaction sees the snapshot of its first statement.
+  Statement begin_snapshot{"begin_snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"};
   Statement find_account{"find_account",
                          cat({"SELECT ", kAccountColumns, " FROM accounts WHERE account_id = $1"})};
   Statement list_accounts{"list_accounts",
@@ -302,6 +304,13 @@ struct Statements {
       "callback_history",
       "SELECT at, amount_cents, status, kind FROM events WHERE money_movement_id = $1 "
       "AND kind IN ('callback_applied', 'callback_late') ORDER BY event_id"};
+  // Both walk the primary key from the cursor on.
+  Statement events_after{"events_after",
+                         cat({"SELECT event_id, ", kEventColumns,
+                              " FROM events WHERE event_id > $1 ORDER BY event_id LIMIT $2"})};
+  Statement payments_after{"payments_after", cat({"SELECT ", kPaymentColumns,
+                                                  " FROM payments WHERE money_movement_id > $1 "
+                                                  "ORDER BY money_movement_id LIMIT $2"})};
   Statement find_idempotency{"find_idempotency", cat({"SELECT ", kIdempotencyColumns,
                                                       " FROM idempotency_keys WHERE key = $1"})};
   Statement find_idempotency_for_payment{
@@ -1038,6 +1047,41 @@ class PostgresStore final : public Store {
     return out;
   }
 
+  void begin_snapshot() override {
+    begin();
+    snapshot_ = true;  // send() opens it with begin_snapshot instead of BEGIN
+  }
+
+  std::vector<Event> events_after(EventId after, std::size_t limit) override {
+    Params p;
+    const Result r =
+        run(statements().events_after, p.add(after).add(static_cast<std::int64_t>(limit)));
+    std::vector<Event> out;
+    out.reserve(static_cast<std::size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) {
+      out.push_back(Event{
+          .event_id = r.int64(i, 0),
+          .at = r.int64(i, 1),
+          .kind = r.text(i, 2),
+          .account_id = r.int64(i, 3),
+          .money_movement_id = r.optional_int64(i, 4),
+          .amount_cents = r.optional_int64(i, 5),
+          .status = r.optional_text(i, 6),
+          .settle_deadline = r.optional_int64(i, 7),
+          .balance_after = r.int64(i, 8),
+          .settled_balance_after = r.int64(i, 9),
+          .detail = r.optional_text(i, 10),
+      });
+    }
+    return out;
+  }
+
+  std::vector<core::Payment> payments_after(MovementId after, std::size_t limit) override {
+    Params p;
+    return read_payments(
+        run(statements().payments_after, p.add(after).add(static_cast<std::int64_t>(limit))));
+  }
+
   std::optional<IdempotencyRecord> find_idempotency(const std::string& key) override {
     if (const auto* held = known(tx_.idempotency, key)) return *held;
     Params p;
@@ -1149,7 +1193,7 @@ class PostgresStore final : public Store {
   std::vector<Result> send(std::vector<Query> queries) {
     const bool opens = in_tx_ && !begun_;
     std::vector<Query> all;
-    if (opens) all.push_back(query(statements().begin));
+    if (opens) all.push_back(query(snapshot_ ? statements().begin_snapshot : statements().begin));
     const std::vector<WriteCheck> checks = take_writes(all);
     const std::size_t first = all.size();
     std::move(queries.begin(), queries.end(), std::back_inserter(all));
@@ -1322,6 +1366,7 @@ class PostgresStore final : public Store {
   void end_transaction() noexcept {
     in_tx_ = false;
     begun_ = false;
+    snapshot_ = false;
     tx_.clear();
   }
 
@@ -1436,6 +1481,7 @@ class PostgresStore final : public Store {
   std::string incarnation_;  // pg_postmaster_start_time() of the server conn_ is connected to
   bool in_tx_ = false;
   bool begun_ = false;             // BEGIN was sent (see send())
+  bool snapshot_ = false;          // the transaction is a begin_snapshot() one
   bool may_have_written_ = false;  // a statement of this transaction may have written
   TxRows tx_;                      // empty outside a transaction
   MovementId next_movement_id_ = 0;

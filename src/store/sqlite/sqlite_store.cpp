@@ -355,6 +355,42 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  void begin_snapshot() override {
+    begin_snapshot_->run();
+    changes_at_begin_ = sqlite3_total_changes64(conn_.handle());
+  }
+
+  std::vector<Event> events_after(EventId after, std::size_t limit) override {
+    Reset r(*events_after_);
+    events_after_->bind(1, after).bind(2, static_cast<std::int64_t>(limit));
+    std::vector<Event> out;
+    while (events_after_->step()) {
+      const Statement& e = *events_after_;
+      out.push_back(Event{
+          .event_id = e.int64(0),
+          .at = e.int64(1),
+          .kind = e.text(2),
+          .account_id = e.int64(3),
+          .money_movement_id = e.optional_int64(4),
+          .amount_cents = e.optional_int64(5),
+          .status = e.optional_text(6),
+          .settle_deadline = e.optional_int64(7),
+          .balance_after = e.int64(8),
+          .settled_balance_after = e.int64(9),
+          .detail = e.optional_text(10),
+      });
+    }
+    return out;
+  }
+
+  std::vector<core::Payment> payments_after(MovementId after, std::size_t limit) override {
+    Reset r(*payments_after_);
+    payments_after_->bind(1, after).bind(2, static_cast<std::int64_t>(limit));
+    std::vector<core::Payment> out;
+    while (payments_after_->step()) out.push_back(read_payment(*payments_after_));
+    return out;
+  }
+
   std::optional<IdempotencyRecord> find_idempotency(const std::string& key) override {
     find_idempotency_->bind(1, key);
     return read_idempotency(*find_idempotency_);
@@ -566,6 +602,8 @@ class SqliteStore final : public Store {
     // BEGIN IMMEDIATE takes the write lock up front, so a batch never fails half-way on a lock.
     begin_ = make("BEGIN IMMEDIATE");
     commit_ = make("COMMIT");
+    // A read transaction: no lock until its first read, which takes its snapshot (WAL).
+    begin_snapshot_ = make("BEGIN DEFERRED");
     rollback_ = make("ROLLBACK");
     find_account_ = make(
         "SELECT account_id, created_at, status, balance, settled_balance, negative_since "
@@ -619,6 +657,14 @@ class SqliteStore final : public Store {
     callback_history_ = make(
         "SELECT at, amount_cents, status, kind FROM events WHERE money_movement_id = ?1 "
         "AND kind IN ('callback_applied', 'callback_late') ORDER BY event_id");
+    // Both walk the primary key (rowid) from the cursor on.
+    events_after_ = make(
+        "SELECT event_id, at, kind, account_id, money_movement_id, amount_cents, status, "
+        "settle_deadline, balance_after, settled_balance_after, detail FROM events "
+        "WHERE event_id > ?1 ORDER BY event_id LIMIT ?2");
+    payments_after_ = make(sql("SELECT ", kPaymentColumns,
+                               " FROM payments WHERE money_movement_id > ?1 "
+                               "ORDER BY money_movement_id LIMIT ?2"));
     find_idempotency_ = make(
         "SELECT key, request_hash, money_movement_id, response_status, response_body, created_at "
         "FROM idempotency_keys WHERE key = ?1");
@@ -708,6 +754,7 @@ class SqliteStore final : public Store {
       complete_idempotency_, delete_idempotency_, expire_idempotency_, make_backoffs_due_, ping_,
       record_probe_;
   std::unique_ptr<Statement> latest_event_time_;
+  std::unique_ptr<Statement> begin_snapshot_, events_after_, payments_after_;
 };
 
 }  // namespace

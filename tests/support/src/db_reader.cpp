@@ -1,5 +1,8 @@
 #include "test_support/db_reader.hpp"
 
+#include <sqlite3.h>
+
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 
@@ -65,6 +68,27 @@ std::unique_ptr<DbReader> open_reader(const std::string& database_url) {
     return std::make_unique<PostgresReader>(database_url);
   }
   return std::make_unique<SqliteReader>(database_url);
+}
+
+void write_sql(const std::string& database_url, std::string_view sql) {
+  if (database_url.starts_with("postgresql://") || database_url.starts_with("postgres://")) {
+    PostgresReader(database_url).exec(sql);
+    return;
+  }
+  const std::string path =
+      database_url.starts_with("sqlite:") ? database_url.substr(7) : database_url;
+  sqlite3* db = nullptr;
+  const int opened = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr);
+  const std::unique_ptr<sqlite3, int (*)(sqlite3*)> owner(db, sqlite3_close_v2);
+  sqlite3_busy_timeout(db, 5000);
+  const std::string text(sql);
+  char* error = nullptr;
+  if (opened != SQLITE_OK ||
+      sqlite3_exec(db, text.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+    const std::string message = error != nullptr ? error : sqlite3_errmsg(db);
+    sqlite3_free(error);
+    throw std::runtime_error("write_sql: " + message + " in: " + text);
+  }
 }
 
 std::vector<std::string> check_ledger_invariants(const DbReader& db) {

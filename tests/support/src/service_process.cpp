@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -24,6 +25,49 @@
 extern char** environ;  // NOLINT(readability-redundant-declaration)
 
 namespace test_support {
+
+namespace {
+
+std::string shell_quoted(const std::string& s) {
+  std::string out = "'";
+  for (const char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+}  // namespace
+
+CommandOutcome run_to_completion(const std::filesystem::path& binary,
+                                 const std::vector<std::string>& args,
+                                 const std::vector<std::pair<std::string, std::string>>& env) {
+  std::string command = "env";
+  for (const auto& variable : service_environment_variables()) command += " -u " + variable;
+  for (const auto& [name, value] : env) command += " " + name + "=" + shell_quoted(value);
+  command += " " + shell_quoted(binary.string());
+  for (const auto& arg : args) command += " " + shell_quoted(arg);
+  command += " 2>&1";
+  CommandOutcome outcome;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) throw std::system_error(errno, std::generic_category(), "popen");
+  char buffer[4096];
+  for (std::size_t n = 0; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) {
+    outcome.output.append(buffer, n);
+  }
+  const int status = ::pclose(pipe);
+  outcome.exit.exited = WIFEXITED(status);
+  outcome.exit.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  outcome.exit.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  return outcome;
+}
+
+std::optional<std::string> verify_history_with(const std::filesystem::path& binary,
+                                               const std::string& database_url) {
+  const auto outcome = run_to_completion(binary, {"verify", "--database-url", database_url});
+  if (outcome.exit.exited && outcome.exit.code == 0) return std::nullopt;
+  return "payment_service verify exited " +
+         (outcome.exit.exited ? std::to_string(outcome.exit.code)
+                              : "on signal " + std::to_string(outcome.exit.signal)) +
+         ": " + outcome.output;
+}
 
 std::vector<std::string> service_environment_variables() {
   return {"PORT",

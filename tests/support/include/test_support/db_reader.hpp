@@ -56,6 +56,10 @@ class DbReader {
 // "sqlite:PATH" (or a bare path) or "postgresql://..." / "postgres://...".
 std::unique_ptr<DbReader> open_reader(const std::string& database_url);
 
+// Runs `sql` with a connection that may write (the readers above may not on SQLite): a test that
+// changes the database behind the service's back, as an operator or a bug could. Throws on error.
+void write_sql(const std::string& database_url, std::string_view sql);
+
 // Checks the five ledger invariants of docs/decisions.md in one read transaction:
 //  1. accounts.balance = SUM(payments.amount_cents WHERE status <> 'rejected') per account
 //  2. accounts.settled_balance = SUM(payments.amount_cents WHERE status = 'posted') per account

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,6 +29,23 @@ struct ExitStatus {
   int signal = 0;                     // terminating signal when !exited
   bool killed_after_timeout = false;  // stop() had to escalate to SIGKILL
 };
+
+// How a command that runs to completion ended, and what it wrote (stdout and stderr).
+struct CommandOutcome {
+  ExitStatus exit;
+  std::string output;
+};
+
+// Runs `binary args...` to its end (e.g. `payment_service verify`), with every variable of
+// service_environment_variables() unset and then `env` set.
+CommandOutcome run_to_completion(const std::filesystem::path& binary,
+                                 const std::vector<std::string>& args,
+                                 const std::vector<std::pair<std::string, std::string>>& env = {});
+
+// `payment_service verify --database-url URL` (SPEC 4: the history replays to exactly the
+// stored payments and accounts). Empty when it exits 0; else its exit and output, for a message.
+std::optional<std::string> verify_history_with(const std::filesystem::path& binary,
+                                               const std::string& database_url);
 
 struct ServiceOptions {
   std::filesystem::path binary;
