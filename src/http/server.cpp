@@ -24,7 +24,7 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 // A client's head (request line and header fields) is at most this large (431), its target at
 // most kTargetLimitBytes (414; ours are short: a path, a few filters and a cursor).
 constexpr std::uint32_t kHeaderLimitBytes = 16 * 1024;
-constexpr std::size_t kTargetLimitBytes = 4 * 1024;
+constexpr std::size_t kTargetLimitBytes = std::size_t{4} * 1024;
 // A kept-alive connection may wait this long for its next request; once a request's first bytes
 // arrived, its head must be complete within kHeaderTimeout, so a client that trickles its header
 // (slowloris) holds its connection for seconds, not minutes.
