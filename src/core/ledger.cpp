@@ -152,7 +152,9 @@ Payment with_rejection(const Payment& p, TimeMs now) {
 Payment with_acceptance(const Payment& p, TimeMs now) {
   Payment next = p;
   next.resend_at.reset();
-  if (p.status != status::kSubmitting) return next;
+  // Only while the verdict is awaited: a callback that raced ahead of the answer keeps its
+  // status, whatever token it gave, the provider's own `submitting` included.
+  if (!awaits_provider(p)) return next;
   next.status = std::string(status::kPending);
   next.updated_at = now;
   return next;

@@ -2,6 +2,7 @@
 // that say our configuration is wrong, and the one immediate re-send after a stale pooled
 // connection, which must move the settle deadline like any re-send.
 #include <memory>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -39,6 +40,37 @@ TEST_F(ProviderAnswersTest, Conflict409ToAResendMeansTheProviderHoldsThePayment)
   EXPECT_EQ(balances(1).first, -3100) << "a payment the provider holds left the balance";
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(provider().request_count(), 2U) << "kept re-sending after the provider said it has it";
+}
+
+// docs/decisions.md: a 2xx means `pending`, but a callback that raced ahead of the answer keeps
+// its status, whatever token it is; also the provider's own `submitting` (any lower-case token is
+// stored as given, SPEC 3). Found by the model test (tests/model, seed 1): the answer turned
+// that callback's `submitting` into `pending`, a status no callback gave.
+TEST_F(ProviderAnswersTest, ACallbackThatRacedAheadOfThe2xxKeepsItsStatusEvenSubmitting) {
+  provider().enqueue(FakeProvider::Hold{"answer", FakeProvider::reply(201)});
+  std::optional<HttpResponse> response;
+  std::thread poster([&] {
+    HttpClient other(port());
+    response = other.post_json("/payments", payment_body(-4200));
+  });
+  const bool sent = provider().wait_for_requests(1, 5s);
+  std::int64_t id = 0;
+  if (sent) {
+    id = int_field(provider().requests().at(0).json->get_object(), "money_movement_id");
+    const auto raced = apply_callback(id, -4100, "submitting");
+    EXPECT_EQ(str_field(raced, "status"), "submitting");
+  }
+  provider().release("answer");
+  poster.join();
+  ASSERT_TRUE(sent) << "the payment never reached the provider";
+  ASSERT_TRUE(response.has_value());
+  ASSERT_TRUE(HasStatus(*response, 201));
+  EXPECT_EQ(str_field(response->object(), "status"), "submitting") << response->describe();
+  const auto payment = get_payment(id);
+  EXPECT_EQ(str_field(payment, "status"), "submitting") << to_json(payment);
+  EXPECT_EQ(int_field(payment, "amount_cents"), -4100);
+  EXPECT_EQ(int_field(payment, "callbacks_applied"), 1);
+  EXPECT_EQ(balances(1), std::make_pair(std::int64_t{-4100}, std::int64_t{0}));
 }
 
 TEST_F(ProviderAnswersTest, Conflict409ToAFirstRequestIsARejection) {

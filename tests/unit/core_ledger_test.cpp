@@ -298,6 +298,13 @@ TEST(CoreLedger, AcceptanceOnlyChangesSubmitting) {
     p.resend_at.reset();  // a payment leaves the re-send queue when it leaves `submitting`
     EXPECT_EQ(with_acceptance(p, kT0 + 10), p);  // untouched, updated_at included
   }
+
+  // A callback that raced ahead of the answer and said `submitting` (a token like any other):
+  // the answer keeps it, as it keeps any raced callback's status.
+  Payment raced = new_payment(100);
+  raced.callbacks_applied = 1;
+  raced.resend_at.reset();
+  EXPECT_EQ(with_acceptance(raced, kT0 + 10), raced);
 }
 
 TEST(CoreLedger, OverflowIsDetectedNotWrapped) {

@@ -55,7 +55,15 @@ class FakeProviderSession {
       const bool keep_alive = message.keep_alive();
       const unsigned version = message.version();
 
-      const FakeProvider::Action action = provider.record(std::move(request));
+      FakeProvider::Action action = provider.record(std::move(request));
+      if (const auto* hold = std::get_if<FakeProvider::Hold>(&action)) {
+        // Polled: a test releases a gate rarely, and 2 ms is far below any timeout it meets.
+        while (!provider.released(hold->gate)) {
+          asio::steady_timer pause(stream.get_executor(), std::chrono::milliseconds(2));
+          co_await pause.async_wait(kUseTuple);
+        }
+        action = FakeProvider::Reply(hold->reply);
+      }
 
       if (std::holds_alternative<FakeProvider::Hang>(action)) {
         // Never answer: drain whatever arrives until the client gives up and closes.
@@ -194,6 +202,16 @@ bool FakeProvider::wait_for_requests(std::size_t count, std::chrono::millisecond
   std::unique_lock lock(mutex_);
   return changed_.wait_for(lock, timeout, [&] { return requests_.size() >= count || stopped_; }) &&
          requests_.size() >= count;
+}
+
+void FakeProvider::release(const std::string& gate) {
+  const std::lock_guard lock(mutex_);
+  released_gates_.insert(gate);
+}
+
+bool FakeProvider::released(const std::string& gate) const {
+  const std::lock_guard lock(mutex_);
+  return released_gates_.contains(gate);
 }
 
 }  // namespace test_support

@@ -10,6 +10,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <variant>
@@ -35,7 +36,13 @@ class FakeProvider {
   struct Hang {};
   // Close the connection without answering.
   struct Close {};
-  using Action = std::variant<Reply, Hang, Close>;
+  // Answer `reply` once release(gate) was called (a test holds the answer back while it does
+  // something else, e.g. calls back before the provider's answer arrives).
+  struct Hold {
+    std::string gate;
+    Reply reply;
+  };
+  using Action = std::variant<Reply, Hang, Close, Hold>;
 
   struct Request {
     std::string method;
@@ -74,6 +81,10 @@ class FakeProvider {
   // Blocks until at least `count` requests were received; false on timeout.
   bool wait_for_requests(std::size_t count, std::chrono::milliseconds timeout) const;
 
+  // Lets every request held at `gate` (Hold) have its answer; later ones are answered at once.
+  void release(const std::string& gate);
+  [[nodiscard]] bool released(const std::string& gate) const;
+
   void stop();
 
  private:
@@ -91,6 +102,7 @@ class FakeProvider {
   std::deque<Action> queue_;
   Action default_action_ = Reply{};
   std::function<std::optional<Action>(const Request&)> policy_;
+  std::set<std::string> released_gates_;
   bool stopped_ = false;
 };
 
