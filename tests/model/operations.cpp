@@ -16,6 +16,8 @@ struct Weights {
   std::uint64_t pay_same_key_at_once = 80;
   std::uint64_t pay_racing_callback = 150;
   std::uint64_t pay_invalid = 180;
+  std::uint64_t pay_burst = 100;
+  std::uint64_t callback_burst = 250;
   std::uint64_t open_account = 150;
   std::uint64_t callback_late = 350;
   std::uint64_t callback_unknown = 100;
@@ -89,6 +91,10 @@ const char* to_string(OpKind kind) {
       return "callback_unknown";
     case OpKind::callback_invalid:
       return "callback_invalid";
+    case OpKind::pay_burst:
+      return "pay_burst";
+    case OpKind::callback_burst:
+      return "callback_burst";
     case OpKind::recalculate:
       return "recalculate";
     case OpKind::recalculate_invalid:
@@ -156,7 +162,17 @@ std::string Op::describe(const Ledger& ledger) const {
       out << " (" << invalid_what << ") expecting " << expected_status << ": " << raw_body;
       if (!idempotency_key.empty()) out << " key " << idempotency_key;
       break;
+    case OpKind::pay_burst:
+      for (const auto& pay : pays) {
+        out << " [account " << account_text(pay.account) << " amount " << pay.amount_cents
+            << " merchant " << quoted(pay.merchant_name) << "]";
+      }
+      out << " provider:";
+      for (const auto& u : unknowns) out << ' ' << u.describe();
+      out << ' ' << verdict.describe();
+      break;
     case OpKind::callback:
+    case OpKind::callback_burst:
       for (const auto& cb : callbacks) {
         out << ' ' << payment_text(cb.payment) << " amount " << cb.amount_cents << " status "
             << (cb.form == CallbackSpec::StatusForm::given  ? cb.status
@@ -570,6 +586,63 @@ Op Generator::callback_invalid(const Ledger& ledger) {
   return op;
 }
 
+Op Generator::pay_burst(const Ledger& ledger) {
+  Op op = pay(ledger);
+  op.kind = OpKind::pay_burst;
+  const auto count = 2 + below(5);
+  // Often all on one account: its row is where concurrent writes meet.
+  const bool one_account = chance(600);
+  for (std::uint64_t i = 0; i < count; ++i) {
+    PaySpec spec{.account = one_account ? op.account : pick_account(ledger),
+                 .amount_cents = 0,
+                 .merchant_name = merchant()};
+    for (bool distinct = false; !distinct;) {
+      spec.amount_cents = payment_amount();
+      distinct = true;
+      for (const auto& other : op.pays)
+        distinct = distinct && other.amount_cents != spec.amount_cents;
+    }
+    op.pays.push_back(spec);
+  }
+  return op;
+}
+
+Op Generator::callback_burst(const Ledger& ledger) {
+  Op op;
+  op.kind = OpKind::callback_burst;
+  const std::size_t n = ledger.payments.size();
+  const std::size_t first = ledger.epoch_first_payment;
+  if (n == 0) return pay(ledger);
+  const auto count = 2 + below(5);
+  std::vector<std::size_t> chosen;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    // Mostly payments of this epoch (on time), now and then an older one (late).
+    std::size_t payment = n > first && chance(900)
+                              ? first + static_cast<std::size_t>(below(n - first))
+                              : static_cast<std::size_t>(below(n));
+    bool taken = false;
+    for (const auto c : chosen) taken = taken || c == payment;
+    if (!taken) chosen.push_back(payment);
+  }
+  for (const auto payment : chosen) {
+    CallbackSpec cb = callback_for(ledger, payment);
+    cb.twice = false;
+    op.callbacks.push_back(cb);
+  }
+  if (chance(350)) {
+    // Two callbacks for one payment at once: they apply one after the other, in the order the
+    // service received them (its history tells which), never mixed.
+    CallbackSpec second = callback_for(ledger, chosen.front());
+    second.twice = false;
+    if (second.amount_cents == op.callbacks.front().amount_cents) {
+      second.amount_cents =
+          second.amount_cents > 0 ? second.amount_cents - 1 : second.amount_cents + 1;
+    }
+    op.callbacks.push_back(second);
+  }
+  return op;
+}
+
 Op Generator::recalculate() {
   Op op;
   op.kind = OpKind::recalculate;
@@ -620,6 +693,8 @@ Op Generator::next(const Ledger& ledger) {
   }
   if (take(w.pay_racing_callback)) return outage_ ? pay(ledger) : pay_racing(ledger);
   if (take(w.pay_invalid)) return pay_invalid(ledger);
+  if (take(w.pay_burst)) return pay_burst(ledger);
+  if (take(w.callback_burst)) return callback_burst(ledger);
   if (take(w.open_account)) {
     Op op;
     op.kind = OpKind::open_account;

@@ -24,6 +24,13 @@ struct ProviderStep {
   [[nodiscard]] std::string describe() const;
 };
 
+// One payment of a pay_burst.
+struct PaySpec {
+  std::size_t account = 0;
+  std::int64_t amount_cents = 0;  // distinct within a burst: it tells the answers apart
+  std::string merchant_name;
+};
+
 struct CallbackSpec {
   std::size_t payment = 0;  // index into Ledger::payments
   std::int64_t amount_cents = 0;
@@ -45,9 +52,11 @@ enum class OpKind {
   pay_same_key_at_once,  // two clients send one key at the same moment: one payment
   pay_racing_callback,   // the provider calls back before it answers the request
   pay_invalid,           // 400, or 404 for an account that does not exist
+  pay_burst,             // several payments at the same moment (one group commit, one account)
   callback,              // on time or late, once or twice in a row
   callback_unknown,      // an id that no payment has: 404
   callback_invalid,      // 400
+  callback_burst,        // several callbacks at once; two of them may be for one payment
   recalculate,           // PATCH/POST /accounts/recalculate
   recalculate_invalid,   // 400
   restart,               // SIGTERM (or kill -9), then start again on the same database
@@ -70,6 +79,9 @@ struct Op {
   bool body_in_another_form = false;   // fields reordered and an unknown field added
   std::vector<ProviderStep> unknowns;  // answers that leave the outcome unknown, in order
   ProviderStep verdict;                // then the definite answer (after an outage: this one)
+
+  // pay_burst (the provider script above applies to each of them)
+  std::vector<PaySpec> pays;
 
   // pay_invalid: the raw request and what the service must answer
   std::string raw_body;
@@ -133,6 +145,8 @@ class Generator {
   Op pay_invalid(const Ledger& ledger);
   Op callback(const Ledger& ledger, bool late);
   Op callback_invalid(const Ledger& ledger);
+  Op pay_burst(const Ledger& ledger);
+  Op callback_burst(const Ledger& ledger);
   Op recalculate();
 
   std::mt19937_64 rng_;

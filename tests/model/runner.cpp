@@ -86,6 +86,14 @@ class Run {
   void pay_racing_callback(const Op& op);
   void pay_invalid(const Op& op);
   void callback(const CallbackSpec& cb);
+  void pay_burst(const Op& op);
+  void callback_burst(const Op& op);
+  // Sends request(i) for i < n from n connections at the same moment; the answers in order.
+  template <typename Request>
+  std::vector<HttpResponse> at_once(std::size_t n, Request request);
+  json::object callback_body(const CallbackSpec& cb) const;
+  void check_provider_request(std::int64_t id, std::int64_t account_id, std::int64_t amount_cents,
+                              const std::string& merchant_name);
   void callback_unknown(const Op& op);
   void callback_invalid(const Op& op);
   void recalculate(const Op& op);
@@ -520,18 +528,7 @@ void Run::new_payment(const Op& op, const HttpResponse& r, Interval sent, std::s
   touch(i);
   ++stats_.payments;
 
-  // What the provider got (SPEC 3): the payment as requested, every copy the same.
-  const auto seen = system_->scripts().seen(id);
-  if (!seen || !seen->first_body.is_object())
-    differ("the provider's request", "a JSON object", "none");
-  const auto& sent_body = seen->first_body.get_object();
-  const std::string at = "the provider's request for payment " + std::to_string(id);
-  expect_equal(at, "account_id", ledger_.accounts.at(op.account).id,
-               int_of(sent_body, "account_id", at));
-  expect_equal(at, "amount_cents", op.amount_cents, int_of(sent_body, "amount_cents", at));
-  expect_equal(at, "merchant_name", op.merchant_name, string_of(sent_body, "merchant_name", at));
-  expect_equal(at, "time_to_settle_seconds", kSettleSeconds,
-               int_of(sent_body, "time_to_settle_seconds", at));
+  check_provider_request(id, ledger_.accounts.at(op.account).id, op.amount_cents, op.merchant_name);
 
   if (outage_) {
     outage_verdicts_[i] = op.verdict;
@@ -556,9 +553,25 @@ void Run::new_payment(const Op& op, const HttpResponse& r, Interval sent, std::s
     };
   }
   if (!outage_ && !op.unknowns.empty()) await_verdict(i, op.verdict);
-  if (const auto again = system_->scripts().seen(id); again && again->copies_differ) {
-    differ(at, "every copy the same as the first request", "a copy differed");
+}
+
+void Run::check_provider_request(std::int64_t id, std::int64_t account_id,
+                                 std::int64_t amount_cents, const std::string& merchant_name) {
+  // What the provider got (SPEC 3): the payment as requested, every copy the same.
+  const auto seen = system_->scripts().seen(id);
+  if (!seen || !seen->first_body.is_object()) {
+    differ("the provider's request for payment " + std::to_string(id), "a JSON object", "none");
   }
+  const auto& sent_body = seen->first_body.get_object();
+  const std::string at = "the provider's request for payment " + std::to_string(id);
+  expect_equal(at, "money_movement_id", id, int_of(sent_body, "money_movement_id", at));
+  expect_equal(at, "account_id", account_id, int_of(sent_body, "account_id", at));
+  expect_equal(at, "amount_cents", amount_cents, int_of(sent_body, "amount_cents", at));
+  expect_equal(at, "merchant_name", merchant_name, string_of(sent_body, "merchant_name", at));
+  expect_equal(at, "time_to_settle_seconds", kSettleSeconds,
+               int_of(sent_body, "time_to_settle_seconds", at));
+  if (seen->copies_differ)
+    differ(at, "every copy the same as the first request", "a copy differed");
 }
 
 void Run::await_verdict(std::size_t i, const ProviderStep& verdict) {
@@ -733,8 +746,8 @@ void Run::pay_invalid(const Op& op) {
                system_->scripts().new_ids());
 }
 
-void Run::callback(const CallbackSpec& cb) {
-  Payment& p = ledger_.payments.at(cb.payment);
+json::object Run::callback_body(const CallbackSpec& cb) const {
+  const Payment& p = ledger_.payments.at(cb.payment);
   json::object body;
   if (cb.id_as_string) {
     body["money_movement_id"] = std::to_string(p.id);
@@ -744,6 +757,12 @@ void Run::callback(const CallbackSpec& cb) {
   body["amount_cents"] = cb.amount_cents;
   if (cb.form == CallbackSpec::StatusForm::given) body["status"] = cb.status;
   if (cb.form == CallbackSpec::StatusForm::null) body["status"] = nullptr;
+  return body;
+}
+
+void Run::callback(const CallbackSpec& cb) {
+  Payment& p = ledger_.payments.at(cb.payment);
+  const json::object body = callback_body(cb);
   const int times = cb.twice ? 2 : 1;
   for (int n = 0; n < times; ++n) {
     const auto lo = system_->model_now_ms();
@@ -775,6 +794,181 @@ void Run::callback(const CallbackSpec& cb) {
     }
   }
   touch(cb.payment);
+}
+
+template <typename Request>
+std::vector<HttpResponse> Run::at_once(std::size_t n, Request request) {
+  if (n > System::kBurstClients) throw std::logic_error("a burst larger than the client pool");
+  std::vector<HttpResponse> responses(n);
+  std::vector<std::exception_ptr> failures(n);
+  std::atomic<std::size_t> ready{0};
+  std::vector<std::thread> threads;
+  threads.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        ready.fetch_add(1);
+        while (ready.load() < n) std::this_thread::yield();
+        responses[i] = request(i, system_->burst_client(i));
+      } catch (...) {
+        failures[i] = std::current_exception();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& f : failures) {
+    if (f) std::rethrow_exception(f);
+  }
+  return responses;
+}
+
+void Run::pay_burst(const Op& op) {
+  const std::size_t n = op.pays.size();
+  const auto ids_before = system_->scripts().new_ids();
+  system_->scripts().expect_new(script_for(op), n);
+  std::vector<std::string> bodies;
+  for (const auto& pay : op.pays) {
+    bodies.push_back(
+        json::serialize(json::object{{"account_id", ledger_.accounts.at(pay.account).id},
+                                     {"amount_cents", pay.amount_cents},
+                                     {"merchant_name", pay.merchant_name}}));
+  }
+  const auto lo = system_->model_now_ms();
+  const auto responses = at_once(n, [&](std::size_t i, test_support::HttpClient& client) {
+    return client.request("POST", "/payments", bodies[i]);
+  });
+  const Interval sent = since(lo);
+  const unsigned expected_status = outage_ || !op.unknowns.empty() ? 202U
+                                   : is_2xx(op.verdict.status)     ? 201U
+                                                                   : 502U;
+  expect_equal("POST /payments x" + std::to_string(n) + " at once", "new payments the provider got",
+               ids_before + n, system_->scripts().new_ids());
+  std::set<std::int64_t> new_ids;
+  for (std::size_t k = 0; k < n; ++k) new_ids.insert(system_->scripts().id_at(ids_before + k));
+  std::vector<std::size_t> made;
+  for (std::size_t k = 0; k < n; ++k) {
+    const PaySpec& pay = op.pays[k];
+    const HttpResponse& r = responses[k];
+    const std::string what =
+        "POST /payments (" + std::to_string(k + 1) + " of " + std::to_string(n) + " at once)";
+    expect_status(r, expected_status, what);
+    const auto& body = object_of(r, what);
+    const json::object* payment_json = &body;
+    if (expected_status == 502) {
+      expect_problem(r, 502, "provider-rejected", what);
+      const auto* inner = body.if_contains("payment");
+      if (inner == nullptr || !inner->is_object()) differ(what, "payment: {...}", r.body);
+      payment_json = &inner->get_object();
+    }
+    const auto id = int_of(*payment_json, "money_movement_id", what);
+    if (!new_ids.contains(id) || !ids_.insert(id).second) {
+      differ(what + ": money_movement_id", "one of the ids just sent to the provider, once",
+             std::to_string(id));
+    }
+    const std::size_t i =
+        ledger_.add_payment(pay.account, pay.amount_cents, pay.merchant_name, sent);
+    ledger_.payments[i].id = id;
+    if (!op.unknowns.empty() || outage_) ledger_.payments[i].resent = true;
+    ++stats_.payments;
+    touch(i);
+    made.push_back(i);
+    check_provider_request(id, ledger_.accounts.at(pay.account).id, pay.amount_cents,
+                           pay.merchant_name);
+    if (outage_) {
+      outage_verdicts_[i] = op.verdict;
+    } else if (op.unknowns.empty()) {
+      if (is_2xx(op.verdict.status)) {
+        ledger_.provider_accepted(i);
+      } else {
+        ledger_.provider_rejected(i, sent);
+      }
+    }
+    compare_payment(ledger_.payments[i], *payment_json, what + " answer", false);
+  }
+  if (!outage_ && !op.unknowns.empty()) {
+    for (const auto i : made) await_verdict(i, op.verdict);
+  }
+}
+
+void Run::callback_burst(const Op& op) {
+  const std::size_t n = op.callbacks.size();
+  // Settled balances before, per account: the order of concurrent changes decides when a
+  // negative run began, which the model then knows only as an interval.
+  std::map<std::size_t, std::pair<std::int64_t, std::optional<Interval>>> before;
+  std::map<std::size_t, std::size_t> changes_per_account;
+  std::vector<std::size_t> payments_in_order;
+  std::map<std::size_t, std::vector<std::size_t>> by_payment;
+  std::vector<json::object> bodies;
+  for (std::size_t k = 0; k < n; ++k) {
+    const CallbackSpec& cb = op.callbacks[k];
+    const std::size_t account = ledger_.payments.at(cb.payment).account;
+    const Account& a = ledger_.accounts.at(account);
+    before.try_emplace(account, a.settled_balance, a.negative_since);
+    changes_per_account[account] += 1;
+    if (by_payment[cb.payment].empty()) payments_in_order.push_back(cb.payment);
+    by_payment[cb.payment].push_back(k);
+    bodies.push_back(callback_body(cb));
+  }
+  const auto lo = system_->model_now_ms();
+  const auto responses = at_once(n, [&](std::size_t k, test_support::HttpClient& client) {
+    return client.post_json("/money_movement_request_callback", bodies[k]);
+  });
+  const Interval arrived = since(lo);
+  for (const std::size_t payment : payments_in_order) {
+    Payment& p = ledger_.payments.at(payment);
+    std::vector<std::size_t> order = by_payment[payment];
+    const Certainty late = ledger_.is_late(p, arrived);
+    if (late == Certainty::cannot_tell ||
+        (late == Certainty::yes) != (p.sent_epoch < ledger_.epoch)) {
+      throw std::logic_error("timing assumption broken: cannot tell whether a callback for " +
+                             std::to_string(p.id) + " is late");
+    }
+    if (order.size() > 1) {
+      // Two at once for one payment: one after the other (SPEC 3), in the order the history
+      // shows; the amounts differ, so they tell which was first.
+      const auto r = system_->client().get("/payments/" + std::to_string(p.id));
+      expect_status(r, 200, "GET /payments/" + std::to_string(p.id));
+      const auto* history = object_of(r, "GET /payments/{id}").if_contains("callbacks");
+      if (history == nullptr || !history->is_array() ||
+          history->get_array().size() != p.callbacks.size() + order.size()) {
+        differ("the history of payment " + std::to_string(p.id),
+               std::to_string(p.callbacks.size() + order.size()) + " callbacks", r.body);
+      }
+      const auto& entries = history->get_array();
+      const auto& last = entries[entries.size() - 1].as_object();
+      if (int_of(last, "amount_cents", "history") == op.callbacks[order[0]].amount_cents) {
+        std::swap(order[0], order[1]);
+      }
+    }
+    for (const std::size_t k : order) {
+      const CallbackSpec& cb = op.callbacks[k];
+      const HttpResponse& r = responses[k];
+      const std::string what = "callback for " + std::to_string(p.id) + " (" +
+                               std::to_string(k + 1) + " of " + std::to_string(n) + " at once)";
+      if (late == Certainty::yes) {
+        expect_problem(r, 409, "callback-too-late", what + " after its settle_deadline");
+        ledger_.record_late_callback(payment, cb.amount_cents, cb.given());
+        ++stats_.callbacks_late;
+      } else {
+        expect_status(r, 201, what);
+        if (outage_ && Ledger::awaits_provider(p)) {
+          p.last_sent.hi = arrived.hi;
+          p.resent = true;
+        }
+        ledger_.apply_callback(payment, cb.amount_cents, cb.given(), arrived);
+        compare_payment(p, object_of(r, what), what + " answer", false);
+        ++stats_.callbacks_applied;
+      }
+    }
+    touch(payment);
+  }
+  for (const auto& [account, was] : before) {
+    Account& a = ledger_.accounts.at(account);
+    if (changes_per_account[account] > 1 && was.first < 0 && a.settled_balance < 0 && was.second) {
+      // Negative before and after: whether it stayed negative in between depends on the order.
+      a.negative_since = Interval{was.second->lo, arrived.hi};
+    }
+  }
 }
 
 void Run::callback_unknown(const Op& op) {
@@ -916,6 +1110,12 @@ void Run::perform(const Op& op) {
       break;
     case OpKind::callback:
       callback(op.callbacks.at(0));
+      break;
+    case OpKind::pay_burst:
+      pay_burst(op);
+      break;
+    case OpKind::callback_burst:
+      callback_burst(op);
       break;
     case OpKind::callback_unknown:
       callback_unknown(op);

@@ -56,9 +56,9 @@ std::optional<FakeProvider::Action> ProviderScripts::answer(const FakeProvider::
   if (first) {
     seen->second.first_body = *request.json;
     order_.push_back(*id);
-    if (next_new_) {
-      scripts_.emplace(*id, std::move(*next_new_));
-      next_new_.reset();
+    if (next_new_ && next_new_count_ > 0) {
+      scripts_.emplace(*id, *next_new_);
+      if (--next_new_count_ == 0) next_new_.reset();
     } else {
       problems_.push_back("a payment the test did not make was sent: " + request.body);
     }
@@ -76,9 +76,10 @@ std::optional<FakeProvider::Action> ProviderScripts::answer(const FakeProvider::
   return action;
 }
 
-void ProviderScripts::expect_new(Script script) {
+void ProviderScripts::expect_new(Script script, std::size_t count) {
   const std::lock_guard lock(mutex_);
   next_new_ = std::move(script);
+  next_new_count_ = count;
 }
 
 void ProviderScripts::expect_nothing() {
@@ -142,6 +143,7 @@ System::System(SystemOptions options)
 System::~System() {
   client_.reset();
   other_client_.reset();
+  burst_clients_.clear();
   if (service_) service_->stop();
   service_.reset();
   if (provider_) provider_->stop();
@@ -150,6 +152,7 @@ System::~System() {
 void System::start() {
   client_.reset();
   other_client_.reset();
+  burst_clients_.clear();
   service_.reset();
   // free_port() cannot reserve the port: another test may take it first; try again then.
   constexpr int kAttempts = 5;
@@ -200,11 +203,15 @@ void System::start() {
   applied_offset_seconds_ = wall_offset_seconds_;
   client_ = std::make_unique<test_support::HttpClient>(service_->port());
   other_client_ = std::make_unique<test_support::HttpClient>(service_->port());
+  for (std::size_t i = 0; i < kBurstClients; ++i) {
+    burst_clients_.push_back(std::make_unique<test_support::HttpClient>(service_->port()));
+  }
 }
 
 test_support::ExitStatus System::stop(bool kill9) {
   client_.reset();
   other_client_.reset();
+  burst_clients_.clear();
   if (kill9) return service_->kill9();
   return service_->stop(std::chrono::milliseconds{10000}, SIGTERM);
 }

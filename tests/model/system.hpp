@@ -51,7 +51,8 @@ class ProviderScripts {
   // The policy of the FakeProvider (runs on its thread).
   std::optional<FakeProvider::Action> answer(const FakeProvider::Request& request);
 
-  void expect_new(Script script);
+  // The script for each of the next `count` ids not seen before.
+  void expect_new(Script script, std::size_t count = 1);
   // No new payment is expected until the next expect_new().
   void expect_nothing();
   void begin_outage(FakeProvider::Action first_sends, FakeProvider::Action copies);
@@ -70,6 +71,7 @@ class ProviderScripts {
   mutable std::condition_variable changed_;
   std::string expected_authorization_;
   std::optional<Script> next_new_;
+  std::size_t next_new_count_ = 0;
   std::map<std::int64_t, Script> scripts_;
   std::map<std::int64_t, Seen> seen_;
   std::vector<std::int64_t> order_;
@@ -104,6 +106,9 @@ class System {
   test_support::HttpClient& client() { return *client_; }
   // A second connection, for requests that must run at the same moment as the first's.
   test_support::HttpClient& other_client() { return *other_client_; }
+  // Connections for bursts of concurrent requests (one per request).
+  static constexpr std::size_t kBurstClients = 8;
+  test_support::HttpClient& burst_client(std::size_t i) { return *burst_clients_.at(i); }
   FakeProvider& provider() { return *provider_; }
   ProviderScripts& scripts() { return scripts_; }
   [[nodiscard]] const std::string& database_url() const { return database_url_; }
@@ -124,6 +129,7 @@ class System {
   std::unique_ptr<test_support::ServiceProcess> service_;
   std::unique_ptr<test_support::HttpClient> client_;
   std::unique_ptr<test_support::HttpClient> other_client_;
+  std::vector<std::unique_ptr<test_support::HttpClient>> burst_clients_;
   std::int64_t wall_offset_seconds_ = 0;     // given to libfaketime at each start
   std::int64_t applied_offset_seconds_ = 0;  // the one the running service started with
 };
