@@ -30,6 +30,12 @@ constexpr std::int64_t kDefaultPageSize = 100;
 app::Replay render_payment_created(const core::Payment& p, const app::ProviderAnswer& answer) {
   switch (answer.judgement.verdict) {
     case core::ProviderVerdict::rejected: {
+      if (p.callbacks_applied > 0) {
+        // A callback proved that the provider holds the movement before its 4xx arrived, so
+        // the 4xx rejected nothing (the ledger keeps the payment): a 502 would tell the client
+        // to pay again. The payment as it is, as for an acceptance.
+        return app::Replay{201, json::serialize(payment_json(p))};
+      }
       Problem rejected = simple_problem(
           status::bad_gateway, "provider-rejected", "The payment provider rejected the payment",
           "the provider answered HTTP " + std::to_string(answer.reply.http_status));

@@ -73,6 +73,37 @@ TEST_F(ProviderAnswersTest, ACallbackThatRacedAheadOfThe2xxKeepsItsStatusEvenSub
   EXPECT_EQ(balances(1), std::make_pair(std::int64_t{-4100}, std::int64_t{0}));
 }
 
+// A 4xx to the first request after a callback already proved the provider holds the movement
+// does not reject it (docs/decisions.md: a rejection only counts while nothing proved that), so
+// the answer must not say it was rejected either: a client told 502 would pay again while the
+// ledger keeps the first payment. 201 with the payment as it is. Found by the model test.
+TEST_F(ProviderAnswersTest, A4xxAfterACallbackRacedAheadIsNotAnsweredAsARejection) {
+  provider().enqueue(FakeProvider::Hold{"answer", FakeProvider::reply(422, R"({"error":"no"})")});
+  std::optional<HttpResponse> response;
+  std::thread poster([&] {
+    HttpClient other(port());
+    response = other.post_json("/payments", payment_body(-4300), {{"Idempotency-Key", "k-4xx"}});
+  });
+  const bool sent = provider().wait_for_requests(1, 5s);
+  std::int64_t id = 0;
+  if (sent) {
+    id = int_field(provider().requests().at(0).json->get_object(), "money_movement_id");
+    apply_callback(id, -4300, "posted");
+  }
+  provider().release("answer");
+  poster.join();
+  ASSERT_TRUE(sent) << "the payment never reached the provider";
+  ASSERT_TRUE(response.has_value());
+  ASSERT_TRUE(HasStatus(*response, 201));
+  EXPECT_EQ(str_field(response->object(), "status"), "posted") << response->describe();
+  EXPECT_EQ(str_field(get_payment(id), "status"), "posted");
+  EXPECT_EQ(balances(1), std::make_pair(std::int64_t{-4300}, std::int64_t{-4300}));
+  // The stored answer of the key is the same.
+  const auto replay = post_payment(-4300, "Blue Bottle", 1, {{"Idempotency-Key", "k-4xx"}});
+  ASSERT_TRUE(HasStatus(replay, 201));
+  EXPECT_EQ(replay.body, response->body);
+}
+
 TEST_F(ProviderAnswersTest, Conflict409ToAFirstRequestIsARejection) {
   provider().enqueue(FakeProvider::reply(409, R"({"detail":"conflict"})"));
   const auto response = post_payment(-3200);
