@@ -140,6 +140,10 @@ def ledger_invariants(db, service_accounts: list[dict] | None = None,
                          (n_bad or 0) == 0 and n == total,
                          f"{total:,} payment(s), {n_bad or 0} differ, {total - n} without "
                          "events"))
+    bad = db.query("SELECT account_id, settled_balance, negative_since FROM accounts "
+                   "WHERE (settled_balance < 0) <> (negative_since IS NOT NULL)")
+    out.append(check("database: negative_since set exactly while settled_balance < 0",
+                     not bad, f"bad: {bad[:3]}" if bad else ""))
     if service_accounts is not None:
         stored = {r[0]: (r[1], r[2]) for r in rows}
         api = {a["account_id"]: (a["balance"], a["settled_balance"]) for a in service_accounts}

@@ -46,6 +46,7 @@ class ServiceOptions:
     write_batch_max: int | None = None  # None: the service's default (group commit)
     threads: int | None = None  # None: one per core
     flush_delay_us: int = 0  # > 0: every fsync takes this much longer (libfsync_delay.so)
+    extra_args: tuple[str, ...] = ()  # more payment_service flags (the crash test's re-sends)
 
 
 @dataclasses.dataclass
@@ -170,6 +171,7 @@ def service_command(ctx: Context, port: int, database_url: str, provider_url: st
         argv += ["--write-batch-max", str(options.write_batch_max)]
     if options.threads is not None:
         argv += ["--threads", str(options.threads)]
+    argv += list(options.extra_args)
     env = dict(CREDENTIALS)
     if options.flush_delay_us:
         env.update(slow_flush_env(ctx, options.flush_delay_us))
@@ -220,7 +222,8 @@ class Sim:
     @classmethod
     def start(cls, ctx: Context, callback_port: int, no_callbacks: bool = False,
               callbacks: tuple[int, int] | None = None, seed: int = 1,
-              threads: int = 1) -> "Sim":
+              threads: int = 1, extra: list[str] | None = None) -> "Sim":
+        """`extra`: more flags (fault rates, --record-acknowledged: see its README)."""
         argv = [ctx.bin("payment_provider_sim"), "--bind", "127.0.0.1", "--port", "0",
                 "--callback-port", str(callback_port), "--seed", str(seed),
                 "--threads", str(threads), "--log-level", "info"]
@@ -228,6 +231,7 @@ class Sim:
             argv.append("--no-callbacks")
         if callbacks is not None:
             argv += ["--callbacks-min", str(callbacks[0]), "--callbacks-max", str(callbacks[1])]
+        argv += extra or []
         proc = ctx.spawn("payment_provider_sim", argv, env=CREDENTIALS)
         deadline = time.monotonic() + 20
         pattern = re.compile(r"listening on http://[0-9.]+:(\d+)")
@@ -496,6 +500,23 @@ class PgCluster:
             self.query(self.admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         if names:
             self.query(self.admin_url, "CHECKPOINT")
+
+    def crash(self) -> None:
+        """Stops the cluster the way a crash does (`pg_ctl stop -m immediate`: no checkpoint,
+        crash recovery at the next start), keeping its data; `resume()` starts it again."""
+        self._control("crash")
+
+    def resume(self) -> None:
+        """Starts the cluster again after `crash()`, on the same port and data."""
+        self._control("resume")
+
+    def _control(self, action: str) -> None:
+        if self.dir is None:
+            raise RuntimeError(f"postgres: {action} without a running cluster")
+        done = subprocess.run([self._script, action, str(self.dir)], capture_output=True,
+                              text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"pg-test-cluster {action} failed: {done.stderr.strip()[-1500:]}")
 
     def postmaster_pid(self) -> int | None:
         if self.dir is None:

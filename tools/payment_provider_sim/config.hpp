@@ -21,6 +21,7 @@ struct SimConfig {
   std::uint64_t seed = 1;
   ScriptConfig script;
   bool no_callbacks = false;
+  bool record_acknowledged = false;  // /truth lists every acknowledged callback (TruthBook)
   FaultRates faults;
   std::chrono::milliseconds slow{0};
   std::chrono::seconds settle_grace{2};

@@ -88,6 +88,10 @@ void TruthBook::on_callback_acknowledged(std::uint64_t money_movement_id, std::i
   } else {
     ++counters_.acknowledged_without_status;
   }
+  if (keep_acknowledged_history_) {
+    truth.acknowledged.push_back({.amount_cents = amount_cents, .status = truth.status});
+    assert(truth.acknowledged.size() == truth.callbacks_acknowledged);
+  }
 }
 
 void TruthBook::on_script_finished(std::uint64_t money_movement_id) {
@@ -125,14 +129,24 @@ boost::json::object TruthBook::to_json() const {
   movements.reserve(by_id.size());
   for (const auto* entry : by_id) {
     const auto& [id, truth] = *entry;
-    movements.push_back(boost::json::object{
+    boost::json::object movement{
         {"money_movement_id", id},
         {"account_id", truth.account_id},
         {"amount_cents", truth.amount_cents},
         {"status", truth.status},
         {"callbacks_sent", truth.callbacks_sent},
         {"callbacks_acknowledged", truth.callbacks_acknowledged},
-    });
+    };
+    if (keep_acknowledged_history_) {
+      boost::json::array acknowledged;
+      acknowledged.reserve(truth.acknowledged.size());
+      for (const AcknowledgedCallback& callback : truth.acknowledged) {
+        acknowledged.push_back(boost::json::object{{"amount_cents", callback.amount_cents},
+                                                   {"status", callback.status}});
+      }
+      movement.emplace("acknowledged", std::move(acknowledged));
+    }
+    movements.push_back(std::move(movement));
   }
   boost::json::array accounts_json;
   for (const AccountTruth& account : accounts()) {

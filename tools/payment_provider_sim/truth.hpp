@@ -25,6 +25,16 @@ namespace provider_sim {
 
 using Clock = std::chrono::steady_clock;
 
+// One callback the service acknowledged, as the movement stood after it: its amount and the
+// status it left (the previous one for a callback without status). Kept only with
+// TruthBook::keep_acknowledged_history (--record-acknowledged).
+struct AcknowledgedCallback {
+  std::int64_t amount_cents = 0;
+  std::string status;
+
+  bool operator==(const AcknowledgedCallback&) const = default;
+};
+
 struct MovementTruth {
   std::int64_t account_id = 0;
   std::int64_t original_amount_cents = 0;
@@ -37,6 +47,9 @@ struct MovementTruth {
   Clock::time_point accepted_at{};
   Clock::time_point last_request_at{};  // latest money-movement request carrying this id
   bool script_finished = false;
+  // Every acknowledged callback in order, with keep_acknowledged_history only; bounded by the
+  // script's length (kMaxCallbacksPerMovement).
+  std::vector<AcknowledgedCallback> acknowledged;
 };
 
 struct AccountTruth {
@@ -75,6 +88,12 @@ class TruthBook {
   // `max_movements` bounds memory; beyond it new movements are refused (the server answers 503).
   explicit TruthBook(std::size_t max_movements);
 
+  // With `keep` (--record-acknowledged), every movement also keeps the list of the callbacks the
+  // service acknowledged, in order, and /truth lists them ("acknowledged"): a crash test checks
+  // that each one is in the service's history, not only the last. Off by default: about 40
+  // bytes per callback, which a long benchmark does not need.
+  void keep_acknowledged_history(bool keep) { keep_acknowledged_history_ = keep; }
+
   // Counts a request for `money_movement_id` and returns its 0-based attempt number, used to
   // re-roll injected faults per attempt. Updates last_request_at of a recorded movement.
   std::uint32_t count_request(std::uint64_t money_movement_id, Clock::time_point now);
@@ -104,6 +123,8 @@ class TruthBook {
   // {"movements":[{"money_movement_id","account_id","amount_cents","status","callbacks_sent",
   //   "callbacks_acknowledged"}], "accounts":[{"account_id","balance","settled_balance"}],
   //  "in_flight": n, "counters": {...}}
+  // With keep_acknowledged_history, each movement also has "acknowledged":
+  // [{"amount_cents","status"}, ...] (oldest first).
   boost::json::object to_json() const;
 
  private:
@@ -116,6 +137,7 @@ class TruthBook {
   // which only loses the per-attempt determinism of faults in a pathological run.
   std::unordered_map<std::uint64_t, std::uint32_t> unrecorded_attempts_;
   std::size_t in_flight_ = 0;
+  bool keep_acknowledged_history_ = false;
   SimCounters counters_;
 };
 

@@ -1,0 +1,466 @@
+"""The lifecycle load of the crash loop and the soak, and the checks at their end.
+
+A client (`PaymentLoad`) sends `POST /payments` at a paced rate from a number of keep-alive
+connections, each payment with its own `Idempotency-Key`, and does what a careful real client
+does with an answer it did not get: a transport error, a timeout, a 503 or a 409 "in use" is
+retried with the same key and the same body until the service gives a final answer. It records
+what the service ACKNOWLEDGED: each 201/202 (id, account, amount, key) and each 502 (a rejection
+by the provider, also final). The simulator (`payment_provider_sim --record-acknowledged`) sends
+each payment's callbacks and records every one the service answered 201.
+
+`end_checks` then compares, once everything is quiescent: what the client was told, the
+service's API, its database (the ledger invariants, the event history, the idempotency keys),
+the simulator's /truth, and `payment_service verify`. Standard library only; the processes,
+the PostgreSQL cluster and the database checks come from the benchmark harness (bench/benchlib).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import random
+import subprocess
+import sys
+import time
+import typing
+import urllib.parse
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+
+from benchlib import checks, http  # noqa: E402
+from benchlib.checks import check  # noqa: E402
+from benchlib.procs import log  # noqa: E402
+
+# A real client's patience with one attempt; the service answers in milliseconds when it is up.
+REQUEST_TIMEOUT_S = 10.0
+# Backoff between attempts of one payment: doubling, with jitter, capped.
+RETRY_INITIAL_S = 0.05
+RETRY_MAX_S = 1.0
+# Answers after which the client tries again with the same key (and why it is allowed to):
+# 503: the service could not take the request now (queue full, database away);
+# 409: the key's first request may still be under way (the service says "in use");
+# 500: nothing acknowledged either; retried, as a real client would, but also reported: a
+# correct service never answers it.
+RETRIED = {409, 500, 503}
+# Final answers: the payment is acknowledged (201 pending, 202 outcome unknown), or refused by
+# the provider (502 with the rejected payment).
+ACKNOWLEDGED = {201, 202}
+REJECTED = 502
+
+
+class AsyncConnection:
+    """One keep-alive HTTP/1.1 connection to 127.0.0.1:port (asyncio streams). Any error
+    closes it; the next request opens a new one."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, body: bytes | None = None,
+                      headers: dict | None = None,
+                      timeout: float = REQUEST_TIMEOUT_S) -> tuple[int, bytes]:
+        try:
+            return await asyncio.wait_for(self._request(method, path, body, headers or {}),
+                                          timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    async def _request(self, method, path, body, headers) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        if body is not None:
+            lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("connection closed before an answer")
+        status = int(status_line.split()[1])
+        length, chunked, close = None, False, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if name == "content-length":
+                length = int(value)
+            elif name == "transfer-encoding" and "chunked" in value.lower():
+                chunked = True
+            elif name == "connection" and value.lower() == "close":
+                close = True
+        if chunked:
+            data = b""
+            while True:
+                size = int((await self.reader.readline()).split(b";")[0], 16)
+                if size == 0:
+                    await self.reader.readline()
+                    break
+                data += await self.reader.readexactly(size)
+                await self.reader.readline()
+        elif length is not None:
+            data = await self.reader.readexactly(length)
+        else:
+            data = await self.reader.read()
+            close = True
+        if close:
+            self.close()
+        return status, data
+
+
+@dataclasses.dataclass(slots=True)
+class Payment:
+    """One payment the client wants made, and what became of it."""
+    index: int
+    key: str
+    account_id: int
+    amount_cents: int
+    merchant_name: str
+    attempts: int = 0
+    status: int = 0  # the final answer: 201, 202, 502; 0 while unanswered
+    money_movement_id: int = 0
+
+    def body(self) -> bytes:
+        return json.dumps({"account_id": self.account_id, "amount_cents": self.amount_cents,
+                           "merchant_name": self.merchant_name}).encode()
+
+
+class PaymentLoad:
+    """Payments at `rate` per second from `connections` keep-alive connections, until stop().
+    Payment i is due at start + i / rate; a connection busy retrying lets the others take the
+    next ones, so the offered rate holds while some payments wait for a restarted service."""
+
+    def __init__(self, port: int, accounts: list[int], rate: float, connections: int, seed: int,
+                 run_id: str):
+        self.port = port
+        self.accounts = accounts
+        self.rate = rate
+        self.connections = connections
+        self.seed = seed
+        self.run_id = run_id
+        self.payments: list[Payment] = []
+        self.answers: dict[str, int] = {}  # every answer of every attempt: status or error kind
+        self.unexpected: list[str] = []  # answers a correct service never gives
+        self.recalculations = 0
+        self._stopping = False
+        self._next = 0
+        self._started = 0.0
+        self.latencies: list[float] = []  # of the final answers (seconds)
+        # With record_attempts: (start, end, answer) of every attempt, monotonic seconds.
+        self.record_attempts = False
+        self.attempts: list[tuple[float, float, str]] = []
+
+    def payment(self, i: int) -> Payment:
+        """Payment i, a pure function of (seed, i): the same seed sends the same payments."""
+        rng = random.Random(self.seed * 1_000_003 + i)
+        amount = rng.randint(1, 100_000) * rng.choice((-1, 1))
+        return Payment(i, f"{self.run_id}-{i}", rng.choice(self.accounts), amount,
+                       f"Crash Cafe {i % 97}")
+
+    def count(self, what) -> None:
+        self.answers[str(what)] = self.answers.get(str(what), 0) + 1
+
+    async def run(self) -> None:
+        self._started = time.monotonic()
+        await asyncio.gather(*(self._worker(c) for c in range(self.connections)))
+
+    def stop(self) -> None:
+        """No new payment starts; those under way go on until answered."""
+        self._stopping = True
+
+    async def _worker(self, c: int) -> None:
+        conn = AsyncConnection(self.port)
+        rng = random.Random(self.seed * 7919 + c)
+        try:
+            while not self._stopping:
+                i = self._next
+                self._next += 1
+                due = self._started + i / self.rate
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if self._stopping:
+                    break
+                p = self.payment(i)
+                self.payments.append(p)
+                await self._until_answered(conn, p, rng)
+        finally:
+            conn.close()
+
+    async def _until_answered(self, conn: AsyncConnection, p: Payment,
+                              rng: random.Random) -> None:
+        backoff = RETRY_INITIAL_S
+        body = p.body()
+        headers = {"Idempotency-Key": p.key}
+        t0 = time.monotonic()
+        while True:
+            p.attempts += 1
+            started = time.monotonic()
+            try:
+                status, data = await conn.request("POST", "/payments", body, headers)
+                answer_kind = str(status)
+            except asyncio.TimeoutError:
+                status, data, answer_kind = None, b"", "timeout"
+            except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError,
+                    IndexError):
+                status, data, answer_kind = None, b"", "transport error"
+            self.count(answer_kind)
+            if self.record_attempts:
+                self.attempts.append((started, time.monotonic(), answer_kind))
+            if status in ACKNOWLEDGED or status == REJECTED:
+                # 201/202: the payment itself; 502: a problem with the rejected `payment`.
+                try:
+                    answer = json.loads(data)
+                    if status == REJECTED:
+                        answer = answer["payment"]
+                    p.money_movement_id = int(answer["money_movement_id"])
+                except (ValueError, KeyError, TypeError):
+                    self.unexpected.append(f"{p.key}: {status} without a payment: "
+                                           f"{data[:200]!r}")
+                    return
+                p.status = status
+                self.latencies.append(time.monotonic() - t0)
+                if (answer.get("account_id"), answer.get("original_amount_cents"),
+                        answer.get("merchant_name")) != (p.account_id, p.amount_cents,
+                                                         p.merchant_name):
+                    self.unexpected.append(f"{p.key}: answered {answer} for {body!r}")
+                return
+            elif status == 500:
+                self.unexpected.append(f"{p.key}: 500 {data[:200]!r}")
+            elif status is not None and status not in RETRIED:
+                self.unexpected.append(f"{p.key}: {status} {data[:200]!r}")
+                return
+            await asyncio.sleep(backoff * (0.5 + rng.random()))
+            backoff = min(backoff * 2, RETRY_MAX_S)
+
+    async def recalculate_every(self, period_s: float, window_s: int) -> None:
+        """PATCH /accounts/recalculate now and then: account_status events in the history.
+        Not acknowledged data: a failed one is only counted."""
+        conn = AsyncConnection(self.port)
+        try:
+            while not self._stopping:
+                await asyncio.sleep(period_s)
+                try:
+                    status, data = await conn.request(
+                        "PATCH", f"/accounts/recalculate?time_to_delinquency_seconds={window_s}")
+                except (OSError, ConnectionError, asyncio.TimeoutError,
+                        asyncio.IncompleteReadError, ValueError, IndexError):
+                    continue
+                if status == 200:
+                    self.recalculations += 1
+                elif status != 503:
+                    self.unexpected.append(f"recalculate: {status} {data[:200]!r}")
+        finally:
+            conn.close()
+
+    # What the client was told -------------------------------------------------------------
+
+    @property
+    def acknowledged(self) -> list[Payment]:
+        return [p for p in self.payments if p.status in ACKNOWLEDGED]
+
+    @property
+    def rejected(self) -> list[Payment]:
+        return [p for p in self.payments if p.status == REJECTED]
+
+    @property
+    def unanswered(self) -> list[Payment]:
+        return [p for p in self.payments if p.status == 0]
+
+    def describe_answers(self) -> str:
+        return ", ".join(f"{k}: {v:,}" for k, v in sorted(self.answers.items()))
+
+
+class Stored(typing.NamedTuple):
+    """A payment as GET /payments shows it (the fields the checks read: a soak lists a
+    million of them)."""
+    account_id: int
+    original_amount_cents: int
+    merchant_name: str
+    amount_cents: int
+    status: str
+
+
+def list_payments(port: int) -> dict[int, Stored]:
+    """GET /payments, every page: money_movement_id -> Stored."""
+    out, cursor = {}, None
+    while True:
+        path = "/payments?limit=1000" + (f"&cursor={urllib.parse.quote(cursor)}"
+                                         if cursor else "")
+        page = http.get_json(port, path)
+        for p in page["data"]:
+            out[p["money_movement_id"]] = Stored(p["account_id"], p["original_amount_cents"],
+                                                 p["merchant_name"], p["amount_cents"],
+                                                 p["status"])
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return out
+
+
+def wait_for_quiescence(port: int, sim, db, timeout_s: float) -> tuple[dict, float]:
+    """Waits until no payment is `submitting`, the simulator has no script in flight, and every
+    settle deadline (and the late callbacks after it) has passed. Returns the last /truth and
+    the seconds waited."""
+    t0 = time.monotonic()
+    deadline = t0 + timeout_s
+    while True:
+        waiting = http.get_json(port, "/payments?status=submitting&limit=1")["data"]
+        truth = sim.truth()
+        if not waiting and truth["in_flight"] == 0:
+            last = db.query("SELECT MAX(settle_deadline) FROM payments")[0][0] or 0
+            if time.time() * 1000 > last + 100:
+                return truth, time.monotonic() - t0
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not quiescent after {timeout_s:.0f} s: submitting "
+                               f"{len(waiting)}, simulator in_flight {truth['in_flight']}")
+        time.sleep(0.5)
+
+
+def _subsequence(needle: list, haystack: list) -> bool:
+    it = iter(haystack)
+    return all(any(x == y for y in it) for x in needle)
+
+
+def end_checks(load: PaymentLoad, port: int, sim, db, database_url: str, service_bin: str,
+               truth: dict, replay_sample: int, seed: int,
+               callback_history: bool = True) -> list[dict]:
+    """Everything that must hold once the run is quiescent (see the module comment).
+    `callback_history`: the simulator ran with --record-acknowledged, so each acknowledged
+    callback (not only the last of each payment) is looked for in the service's history."""
+    out: list[dict] = []
+    acked = load.acknowledged
+    rejected = load.rejected
+    answered = acked + rejected
+
+    out.append(check("client: every payment got a final answer (201/202/502)",
+                     not load.unanswered, f"{len(load.unanswered)} unanswered, first "
+                     f"{load.unanswered[0].key if load.unanswered else ''}"))
+    out.append(check("client: no answer a correct service never gives",
+                     not load.unexpected, "; ".join(load.unexpected[:3])))
+    ids = [p.money_movement_id for p in answered]
+    out.append(check("client: one money_movement_id per Idempotency-Key (ids unique)",
+                     len(set(ids)) == len(ids), f"{len(ids):,} ids, {len(set(ids)):,} distinct"))
+
+    # The service's API: every acknowledged payment, as it stands now.
+    api = list_payments(port)
+    lost = [p for p in acked if p.money_movement_id not in api]
+    wrong = [p for p in acked if p.money_movement_id in api and (
+        api[p.money_movement_id][:3] != (p.account_id, p.amount_cents, p.merchant_name))]
+    out.append(check("every acknowledged payment (201/202) exists with its account, amount and "
+                     "merchant", not lost and not wrong,
+                     f"{len(acked):,} acknowledged; lost {[p.key for p in lost[:3]]} wrong "
+                     f"{[(p.key, api[p.money_movement_id]) for p in wrong[:2]]}"))
+    not_rejected = [p for p in rejected if p.money_movement_id not in api
+                    or api[p.money_movement_id].status != "rejected"]
+    out.append(check("every payment answered 502 is stored as rejected", not not_rejected,
+                     f"{len(rejected):,} answered 502"
+                     + (f"; not so: {[p.key for p in not_rejected[:3]]}" if not_rejected else "")))
+    extra = sorted(set(api) - set(ids))
+    out.append(check("the service holds no payment the client was not answered for",
+                     not extra and len(api) == len(answered),
+                     f"{len(api):,} payments stored, {len(answered):,} answered"
+                     + (f"; extra ids {extra[:3]}" if extra else "")))
+
+    # Idempotency keys in the database: each of ours names the payment it was answered with.
+    rows = db.query(f"SELECT key, money_movement_id FROM idempotency_keys "
+                    f"WHERE key LIKE '{load.run_id}-%'")
+    stored = {r[0]: r[1] for r in rows}
+    mismatched = [p.key for p in answered if stored.get(p.key) != p.money_movement_id]
+    out.append(check("database: each Idempotency-Key names the one payment it was answered with",
+                     not mismatched and len(stored) == len(answered),
+                     f"{len(stored):,} keys stored" + (f"; differ: {mismatched[:3]}"
+                                                       if mismatched else "")))
+
+    # Retrying a sample of keys now replays the same payment and creates none.
+    sample = random.Random(seed).sample(answered, min(replay_sample, len(answered)))
+    differ = []
+    for p in sample:
+        status, _, data = http.request(port, "POST", "/payments", p.body(),
+                                       {"Idempotency-Key": p.key})
+        try:
+            again = json.loads(data)
+            again = (again["payment"] if status == REJECTED else again)["money_movement_id"]
+        except (ValueError, KeyError, TypeError):
+            again = None
+        # The first answer again; for a 202 (the outcome was unknown) the payment as it is now.
+        allowed = (201, 202, 502) if p.status == 202 else (p.status,)
+        if status not in allowed or again != p.money_movement_id:
+            differ.append((p.key, status, again, p.money_movement_id))
+    count_after = checks.count_payments(db)
+    out.append(check(f"a retry of {len(sample)} answered keys replays the same payment",
+                     not differ and count_after == len(answered),
+                     f"payments after the retries {count_after:,}"
+                     + (f"; differ (key, status, id, expected): {differ[:3]}" if differ else "")))
+
+    # The simulator's truth: every payment it recorded, as the service reports it.
+    movements = {m["money_movement_id"]: m for m in truth["movements"]}
+    missing = [i for i in movements if i not in api]
+    differ = [(i, m["amount_cents"], m["status"], api[i].amount_cents, api[i].status)
+              for i, m in movements.items() if i in api
+              and (api[i].amount_cents, api[i].status, api[i].account_id)
+              != (m["amount_cents"], m["status"], m["account_id"])]
+    unknown = [i for i, p in api.items() if i not in movements and p.status != "rejected"]
+    out.append(check("every payment equals the simulator's truth (amount, status, account)",
+                     not missing and not differ and not unknown,
+                     f"{len(movements):,} movements; missing {missing[:3]}, differ (id, truth "
+                     f"amount, status, service amount, status) {differ[:3]}, unknown to the "
+                     f"provider {unknown[:3]}"))
+
+    if callback_history:
+        out.append(_callbacks_in_history(db, movements))
+    c = truth["counters"]
+    out.append(check("simulator: no callback given up, none accepted after its deadline",
+                     c["callback_gave_up"] == 0 and c["late_answered_other"] == 0,
+                     f"gave up {c['callback_gave_up']}, late accepted "
+                     f"{c['late_answered_other']}, late answered 409 {c['late_answered_409']}"))
+
+    api_accounts = http.get_json(port, "/accounts")
+    out.append(checks.balances_equal_truth(api_accounts, truth))
+    out += checks.ledger_invariants(db, api_accounts)
+    out.append(verify(service_bin, database_url))
+    return out
+
+
+def _callbacks_in_history(db, movements: dict) -> dict:
+    """Every callback the simulator saw acknowledged is a `callback_applied` event of its
+    payment, in the order acknowledged (a callback applied but not acknowledged, then re-sent,
+    is in the history twice: the acknowledged ones must be a subsequence of it)."""
+    history: dict[int, list] = {}
+    for mid, amount, status in db.query(
+            "SELECT money_movement_id, amount_cents, status FROM events "
+            "WHERE kind = 'callback_applied' ORDER BY money_movement_id, event_id"):
+        history.setdefault(mid, []).append((amount, status))
+    acknowledged_callbacks = 0
+    absent = []
+    for i, m in movements.items():
+        wanted = [(c["amount_cents"], c["status"]) for c in m.get("acknowledged", [])]
+        acknowledged_callbacks += m["callbacks_acknowledged"]
+        if len(wanted) != m["callbacks_acknowledged"]:
+            absent.append((i, "the simulator was not started with --record-acknowledged"))
+        elif not _subsequence(wanted, history.get(i, [])):
+            absent.append((i, wanted, history.get(i, [])))
+    return check("every acknowledged callback is applied (in the payment's history, in order)",
+                 not absent, f"{acknowledged_callbacks:,} callbacks acknowledged, "
+                 f"{sum(len(v) for v in history.values()):,} applied events"
+                 + (f"; not found (id, acknowledged, history): {absent[:2]}" if absent else ""))
+
+
+def verify(service_bin: str, database_url: str) -> dict:
+    """`payment_service verify` on the database: exit 0 required."""
+    done = subprocess.run([service_bin, "verify", "--database-url", database_url],
+                          capture_output=True, text=True, timeout=600)
+    text = (done.stdout + done.stderr).strip().splitlines()
+    return check("payment_service verify exits 0", done.returncode == 0,
+                 f"exit {done.returncode}: {text[-1] if text else ''}")
