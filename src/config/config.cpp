@@ -11,7 +11,7 @@
 #include <utility>
 
 #include "http/allow_list.hpp"
-#include "provider/http_provider.hpp"
+#include "provider/endpoint.hpp"
 
 namespace ps::config {
 
