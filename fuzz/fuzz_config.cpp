@@ -11,6 +11,7 @@
 // given, accepted configuration or not) has a prefix length written in decimal within the
 // address's bits and allows its own address; database_url_for_log never shows a password.
 
+#include <boost/algorithm/string/predicate.hpp>
 #include <boost/algorithm/string/trim.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/url/parse.hpp>
@@ -116,7 +117,7 @@ void check_allow_list(const std::string& spec) {
 }
 
 // The start-up log line's DATABASE_URL: a password (in the userinfo, or as libpq's `password`
-// or `sslpassword` query parameter) is shown as ***, whatever else the URI holds.
+// or `sslpassword` query parameter, in any case) is shown as ***, whatever else the URI holds.
 void check_database_url_for_log(const std::string& url) {
   const std::string shown = ps::config::database_url_for_log(url);
   if (!url.starts_with("postgresql://") && !url.starts_with("postgres://")) {
@@ -130,7 +131,8 @@ void check_database_url_for_log(const std::string& url) {
     PS_FUZZ_CHECK(parsed->password() == "***", "shows a password: " + quoted(shown));
   }
   for (const auto& param : parsed->params()) {
-    if (param.key == "password" || param.key == "sslpassword") {
+    if (boost::algorithm::iequals(param.key, "password") ||
+        boost::algorithm::iequals(param.key, "sslpassword")) {
       PS_FUZZ_CHECK(param.value == "***", "shows a password parameter: " + quoted(shown));
     }
   }
