@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include <CLI/CLI.hpp>
+#include <boost/algorithm/string/predicate.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
 
@@ -11,7 +12,7 @@
 #include <utility>
 
 #include "http/allow_list.hpp"
-#include "provider/http_provider.hpp"
+#include "provider/endpoint.hpp"
 
 namespace ps::config {
 
@@ -228,6 +229,16 @@ std::string database_url_for_log(const std::string& url) {
   if (!parsed) return "a PostgreSQL URI that cannot be shown safely";
   boost::urls::url shown(*parsed);
   if (shown.has_password()) shown.set_password("***");
+  // libpq also takes a password as a query parameter (decoding the keyword, so pass%77ord is
+  // one too), and sslpassword unlocks the client's key. Masked whatever their case.
+  auto params = shown.params();
+  for (auto it = params.begin(); it != params.end(); ++it) {
+    const std::string key = (*it).key;
+    if (boost::algorithm::iequals(key, "password") ||
+        boost::algorithm::iequals(key, "sslpassword")) {
+      it = params.set(it, "***");
+    }
+  }
   return std::string(shown.buffer());
 }
 

@@ -2,12 +2,32 @@
 
 #include <boost/algorithm/string/trim.hpp>
 
+#include <charconv>
 #include <sstream>
 #include <stdexcept>
 
 namespace ps::http {
 
 namespace ip = boost::asio::ip;
+
+namespace {
+
+// Boost.Asio's make_network_v4/v6 read the prefix length with std::atoi, which wraps for a
+// number beyond int: "10.0.0.0/4294967304" came back as 10.0.0.0/8 and "10.0.0.0/4294967296" as
+// 10.0.0.0/0, everyone (found by fuzz_config). So the length is read here first: decimal digits
+// only, at most `bits`. Throws std::invalid_argument naming the item.
+void check_prefix_length(const std::string& item, std::size_t slash, unsigned bits) {
+  const std::string_view digits = std::string_view(item).substr(slash + 1);
+  unsigned length = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), length);
+  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() ||
+      length > bits) {
+    throw std::invalid_argument("not a CIDR network: '" + item +
+                                "' (the prefix length must be 0 to " + std::to_string(bits) + ")");
+  }
+}
+
+}  // namespace
 
 AllowList AllowList::parse(const std::string& spec) {
   AllowList list;
@@ -16,11 +36,11 @@ AllowList AllowList::parse(const std::string& spec) {
   while (std::getline(in, item, ',')) {
     boost::algorithm::trim(item);
     if (item.empty() || item == "any") continue;
-    if (item.find('/') == std::string::npos) {
-      item += item.find(':') == std::string::npos ? "/32" : "/128";
-    }
+    const bool v6 = item.find(':') != std::string::npos;
+    if (item.find('/') == std::string::npos) item += v6 ? "/128" : "/32";
+    check_prefix_length(item, item.find('/'), v6 ? 128 : 32);
     boost::system::error_code ec;
-    if (item.find(':') == std::string::npos) {
+    if (!v6) {
       const auto net = ip::make_network_v4(item, ec);
       if (!ec) list.networks_.emplace_back(net.canonical());
     } else {

@@ -26,8 +26,6 @@
 
 namespace ps::http {
 
-inline constexpr std::size_t kBodyLimitBytes = std::size_t{64} * 1024;
-
 // Shared by every I/O thread.
 // Handlers see app/ only through its use cases and plain values (commands, queries, health):
 // no store type reaches src/http (cmake/check_layers.cmake enforces it).

@@ -87,8 +87,11 @@ class DuplicateKeyCheckingHandler {
       : values(json::storage_ptr(), buffer, size) {}
 
   json::value_stack values;
-  // Where the first duplicated key was found ("a", "meta.tag", "items[2].k"); empty if none.
-  std::string duplicate;
+  // Where the first duplicated key was found ("a", "meta.tag", "items[2].k"; "" for the key ""
+  // of the outer object). Parsing goes on after it: only a text that is valid JSON within the
+  // depth can be said to repeat a key (a body that is not JSON at all is answered so, whatever
+  // it repeated first).
+  std::optional<std::string> duplicate;
 
   bool on_document_begin(json::error_code&) { return true; }
   bool on_document_end(json::error_code&) { return true; }
@@ -96,14 +99,12 @@ class DuplicateKeyCheckingHandler {
     frames_.push_back(Frame{.first_key = keys_.size(), .key_bytes = key_bytes_.size()});
     return true;
   }
-  bool on_object_end(std::size_t n, json::error_code& ec) {
+  bool on_object_end(std::size_t n, json::error_code&) {
     assert(!frames_.empty() && !frames_.back().is_array);
     const Frame frame = frames_.back();
     assert(keys_.size() - frame.first_key == n);
-    if (const auto* key = find_duplicate(frame.first_key)) {
-      duplicate = path_to(*key);
-      ec = json::error::syntax;  // stops the parser; parse_object answers with `duplicate`
-      return false;
+    if (!duplicate) {
+      if (const auto* key = find_duplicate(frame.first_key)) duplicate = path_to(*key);
     }
     keys_.resize(frame.first_key);
     key_bytes_.resize(frame.key_bytes);
@@ -254,11 +255,6 @@ std::variant<json::object, Problem> parse_object(std::string_view body) {
   parser.handler().values.reset();
   json::error_code ec;
   const std::size_t used = parser.write_some(false, body.data(), body.size(), ec);
-  if (!parser.handler().duplicate.empty()) {
-    return validation_problem({{parser.handler().duplicate,
-                                "is duplicated: a JSON object must not repeat a key, since which "
-                                "value was meant is ambiguous"}});
-  }
   if (ec == json::error::too_deep) {
     return validation_problem(
         {{"body", "is nested deeper than " + std::to_string(kJsonMaxDepth) + " levels"}});
@@ -266,6 +262,11 @@ std::variant<json::object, Problem> parse_object(std::string_view body) {
   if (!ec && used < body.size()) ec = json::error::extra_data;
   if (ec) return validation_problem({{"body", "is not valid JSON: " + ec.message()}});
   assert(parser.done());
+  if (parser.handler().duplicate) {
+    return validation_problem({{*parser.handler().duplicate,
+                                "is duplicated: a JSON object must not repeat a key, since which "
+                                "value was meant is ambiguous"}});
+  }
   json::value v = parser.handler().values.release();
   if (!v.is_object()) return validation_problem({{"body", "must be a JSON object"}});
   return std::move(v.as_object());

@@ -10,8 +10,8 @@
 #include <sstream>
 #include <string>
 
-#include "core/delinquency.hpp"
 #include "http/codec.hpp"
+#include "http/requests.hpp"
 
 namespace ps::http {
 
@@ -20,12 +20,6 @@ namespace beast = boost::beast;
 namespace bhttp = beast::http;
 namespace json = boost::json;
 using bhttp::status;
-
-namespace {
-
-constexpr std::int64_t kDefaultDelinquencyWindowSeconds = 10;
-
-}  // namespace
 
 const Api::AccountsRendering& Api::accounts_rendering() {
   // Per I/O thread: no lock, no sharing. Replaced, never mutated, so a write still sending the
@@ -77,41 +71,23 @@ asio::awaitable<Response> Api::open_account(const Request& req) {
 }
 
 asio::awaitable<Response> Api::get_account(const Request& req, std::string_view id_text) {
-  const auto id = parse_id(id_text);
-  if (!id) {
-    co_return problem(req, validation_problem({{"account_id", "must be a positive integer"}}));
-  }
+  const auto parsed = parse_account_id(id_text);
+  if (const auto* p = std::get_if<Problem>(&parsed)) co_return problem(req, *p);
+  const core::AccountId id = std::get<core::AccountId>(parsed);
   std::optional<core::Account> account;
   if (ctx_.accounts != nullptr) {
-    account = ctx_.accounts->find(*id);
+    account = ctx_.accounts->find(id);
   } else {
-    account = co_await ctx_.queries.find_account(*id);
+    account = co_await ctx_.queries.find_account(id);
   }
   if (!account) co_return problem(req, not_found("no account with this account_id"));
   co_return json_response(req, status::ok, account_json(*account));
 }
 
 asio::awaitable<Response> Api::recalculate(const Request& req, boost::urls::params_view query) {
-  constexpr std::string_view kField = "time_to_delinquency_seconds";
-  const std::string rule = "must be an integer from 0 to 315360000 (seconds)";
-  std::int64_t window = kDefaultDelinquencyWindowSeconds;
-  // The query parameter wins over the body (docs/decisions.md).
-  const auto params = query_params(query);
-  if (const auto it = params.find(kField); it != params.end()) {
-    const auto v = parse_bounded(it->second, core::kMaxDelinquencyWindowSeconds);
-    if (!v) co_return problem(req, validation_problem({{std::string(kField), rule}}));
-    window = *v;
-  } else if (!req.body().empty()) {
-    auto body = parse_object(req.body());
-    if (auto* p = std::get_if<Problem>(&body)) co_return problem(req, *p);
-    if (const auto* v = std::get<json::object>(body).if_contains(kField)) {
-      if (!v->is_int64() || v->get_int64() < 0 ||
-          v->get_int64() > core::kMaxDelinquencyWindowSeconds) {
-        co_return problem(req, validation_problem({{std::string(kField), rule}}));
-      }
-      window = v->get_int64();
-    }
-  }
+  const auto window_or_problem = parse_delinquency_window(query, req.body());
+  if (const auto* p = std::get_if<Problem>(&window_or_problem)) co_return problem(req, *p);
+  const std::int64_t window = std::get<std::int64_t>(window_or_problem);
   const auto accounts = co_await ctx_.commands.recalculate(window);
   json::array list;
   for (const auto& a : accounts) list.push_back(account_json(a));

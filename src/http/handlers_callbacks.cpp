@@ -4,6 +4,7 @@
 #include <string>
 
 #include "http/codec.hpp"
+#include "http/requests.hpp"
 
 namespace ps::http {
 
@@ -19,9 +20,7 @@ asio::awaitable<Response> Api::callback(const Request& req, const asio::ip::addr
                       simple_problem(status::forbidden, "forbidden", "Callback source not allowed",
                                      peer.to_string() + " is not in CALLBACK_ALLOW_FROM"));
   }
-  auto body = parse_object(req.body());
-  if (auto* p = std::get_if<Problem>(&body)) co_return problem(req, *p);
-  auto parsed = parse_callback(std::get<json::object>(body));
+  auto parsed = parse_callback_body(req.body());
   if (auto* p = std::get_if<Problem>(&parsed)) co_return problem(req, *p);
   const auto cb = std::get<CallbackRequest>(std::move(parsed));
 

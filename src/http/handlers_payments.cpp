@@ -6,10 +6,10 @@
 
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "http/codec.hpp"
 #include "http/fingerprint.hpp"
+#include "http/requests.hpp"
 
 namespace ps::http {
 
@@ -18,14 +18,6 @@ namespace beast = boost::beast;
 namespace bhttp = beast::http;
 namespace json = boost::json;
 using bhttp::status;
-
-namespace {
-
-constexpr std::size_t kMaxIdempotencyKeyChars = 255;
-constexpr std::int64_t kMaxPageSize = 1000;
-constexpr std::int64_t kDefaultPageSize = 100;
-
-}  // namespace
 
 app::Replay render_payment_created(const core::Payment& p, const app::ProviderAnswer& answer) {
   switch (answer.judgement.verdict) {
@@ -53,21 +45,10 @@ app::Replay render_payment_created(const core::Payment& p, const app::ProviderAn
 }
 
 asio::awaitable<Response> Api::create_payment(const Request& req) {
-  std::optional<std::string> key;
-  if (const auto it = req.find("Idempotency-Key"); it != req.end()) {
-    const std::string_view value = it->value();
-    bool printable = true;
-    for (const char c : value) printable = printable && c >= 0x20 && c <= 0x7e;
-    if (value.empty() || value.size() > kMaxIdempotencyKeyChars || !printable) {
-      co_return problem(
-          req,
-          validation_problem({{"Idempotency-Key", "must be 1 to 255 printable ASCII characters"}}));
-    }
-    key = std::string(value);
-  }
-  auto body = parse_object(req.body());
-  if (auto* p = std::get_if<Problem>(&body)) co_return problem(req, *p);
-  auto parsed = parse_payment_request(std::get<json::object>(body));
+  auto key_or_problem = parse_idempotency_key(req);
+  if (auto* p = std::get_if<Problem>(&key_or_problem)) co_return problem(req, *p);
+  auto key = std::get<std::optional<std::string>>(std::move(key_or_problem));
+  auto parsed = parse_payment_body(req.body());
   if (auto* p = std::get_if<Problem>(&parsed)) co_return problem(req, *p);
   auto& r = std::get<PaymentRequest>(parsed);
 
@@ -105,40 +86,9 @@ asio::awaitable<Response> Api::create_payment(const Request& req) {
 }
 
 asio::awaitable<Response> Api::list_payments(const Request& req, boost::urls::params_view query) {
-  const auto params = query_params(query);
-  app::PaymentQuery filter;
-  filter.limit = static_cast<int>(kDefaultPageSize);
-  std::vector<FieldError> errors;
-  if (const auto it = params.find("account_id"); it != params.end()) {
-    if (const auto id = parse_id(it->second)) {
-      filter.account_id = *id;
-    } else {
-      errors.push_back({"account_id", "must be a positive integer"});
-    }
-  }
-  if (const auto it = params.find("status"); it != params.end()) {
-    if (core::is_valid_status_token(it->second)) {
-      filter.status = it->second;
-    } else {
-      errors.push_back({"status", "must be a lower-case token of 1 to 32 letters or '_'"});
-    }
-  }
-  if (const auto it = params.find("limit"); it != params.end()) {
-    const auto limit = parse_bounded(it->second, kMaxPageSize);
-    if (limit && *limit >= 1) {
-      filter.limit = static_cast<int>(*limit);
-    } else {
-      errors.push_back({"limit", "must be an integer from 1 to 1000"});
-    }
-  }
-  if (const auto it = params.find("cursor"); it != params.end()) {
-    if (const auto id = parse_id(it->second)) {
-      filter.before_id = *id;
-    } else {
-      errors.push_back({"cursor", "is not a cursor this API returned"});
-    }
-  }
-  if (!errors.empty()) co_return problem(req, validation_problem(std::move(errors)));
+  const auto parsed = parse_payment_query(query);
+  if (const auto* p = std::get_if<Problem>(&parsed)) co_return problem(req, *p);
+  const auto& filter = std::get<app::PaymentQuery>(parsed);
 
   const auto page = co_await ctx_.queries.list_payments(filter);
   json::array data;
@@ -151,12 +101,9 @@ asio::awaitable<Response> Api::list_payments(const Request& req, boost::urls::pa
 }
 
 asio::awaitable<Response> Api::get_payment(const Request& req, std::string_view id_text) {
-  const auto id = parse_id(id_text);
-  if (!id) {
-    co_return problem(
-        req, validation_problem({{"money_movement_id", "must be a positive integer below 2^53"}}));
-  }
-  const auto found = co_await ctx_.queries.find_payment(*id);
+  const auto id = parse_payment_id(id_text);
+  if (const auto* p = std::get_if<Problem>(&id)) co_return problem(req, *p);
+  const auto found = co_await ctx_.queries.find_payment(std::get<core::MovementId>(id));
   if (!found) co_return problem(req, not_found("no payment with this money_movement_id"));
   json::object o = payment_json(found->payment);
   json::array callbacks;

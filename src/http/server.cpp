@@ -11,6 +11,8 @@
 
 #include <chrono>
 
+#include "http/request_reading.hpp"
+
 namespace ps::http {
 
 namespace asio = boost::asio;
@@ -21,10 +23,7 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
-// A client's head (request line and header fields) is at most this large (431), its target at
-// most kTargetLimitBytes (414; ours are short: a path, a few filters and a cursor).
-constexpr std::uint32_t kHeaderLimitBytes = 16 * 1024;
-constexpr std::size_t kTargetLimitBytes = std::size_t{4} * 1024;
+// The head, target and body limits are in request_reading.hpp.
 // A kept-alive connection may wait this long for its next request; once a request's first bytes
 // arrived, its head must be complete within kHeaderTimeout, so a client that trickles its header
 // (slowloris) holds its connection for seconds, not minutes.
@@ -34,32 +33,6 @@ constexpr auto kWriteTimeout = std::chrono::seconds(30);
 constexpr std::size_t kReadChunkBytes = 4096;
 
 using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
-
-Problem plain_problem(bhttp::status s, const char* slug, const char* title, std::string detail) {
-  return Problem{.status = s,
-                 .slug = slug,
-                 .title = title,
-                 .detail = std::move(detail),
-                 .errors = {},
-                 .extra = {}};
-}
-
-// The answer to a request that could not be read (the connection is closed after it).
-Problem read_refusal(const beast::error_code& ec) {
-  if (ec == bhttp::error::header_limit) {
-    return plain_problem(bhttp::status::request_header_fields_too_large, "header-too-large",
-                         "Request header too large",
-                         "request line and header fields are limited to " +
-                             std::to_string(kHeaderLimitBytes) + " bytes");
-  }
-  if (ec == bhttp::error::body_limit) {
-    return plain_problem(bhttp::status::payload_too_large, "payload-too-large",
-                         "Request body too large",
-                         "bodies are limited to " + std::to_string(kBodyLimitBytes) + " bytes");
-  }
-  return plain_problem(bhttp::status::bad_request, "bad-request", "Malformed HTTP request",
-                       ec.message());
-}
 
 // Counts the connection for MAX_CONNECTIONS for as long as its session lives.
 struct ConnectionSlot {
@@ -79,9 +52,8 @@ asio::awaitable<void> session(beast::tcp_stream stream, Api& api, ServerState& s
   beast::flat_buffer buffer;
 
   for (;;) {
-    bhttp::request_parser<bhttp::string_body> parser;
-    parser.header_limit(kHeaderLimitBytes);
-    parser.body_limit(kBodyLimitBytes);
+    RequestParser parser;
+    limit_request_parser(parser);
     if (buffer.size() == 0) {
       // Idle until the next request begins (pipelined bytes may be buffered already).
       stream.expires_after(kIdleTimeout);
@@ -92,11 +64,8 @@ asio::awaitable<void> session(beast::tcp_stream stream, Api& api, ServerState& s
     stream.expires_after(kHeaderTimeout);
     auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, kTuple);
     std::optional<Problem> refusal;
-    if (!hec && parser.get().target().size() > kTargetLimitBytes) {
-      refusal = plain_problem(
-          bhttp::status::uri_too_long, "uri-too-long", "Request target too long",
-          "request targets are limited to " + std::to_string(kTargetLimitBytes) + " bytes");
-    } else if (!hec) {
+    if (!hec) refusal = refuse_head(parser);
+    if (!hec && !refusal) {
       stream.expires_after(kIdleTimeout);  // the body, if any
       // Answer "100 Continue" (curl waits for it before sending bodies over 1 KiB).
       const auto& h = parser.get();
@@ -108,11 +77,7 @@ asio::awaitable<void> session(beast::tcp_stream stream, Api& api, ServerState& s
       auto [bec, bn] = co_await bhttp::async_read(stream, buffer, parser, kTuple);
       hec = bec;
     }
-    if (hec == bhttp::error::end_of_stream || hec == asio::error::eof ||
-        hec == beast::error::timeout || hec == asio::error::connection_reset ||
-        hec == asio::error::operation_aborted) {
-      break;
-    }
+    if (is_disconnect(hec)) break;
     if (!refusal && hec) refusal = read_refusal(hec);
     if (refusal) {
       // The stream position is unknown after a refused request: answer, then close.

@@ -9,14 +9,13 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
-#include <boost/url/parse.hpp>
 
 #include <algorithm>
 #include <cassert>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 
+#include "provider/answer.hpp"
 #include "provider/base64.hpp"
 
 namespace ps::provider {
@@ -28,100 +27,7 @@ using tcp = asio::ip::tcp;
 
 namespace {
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
-constexpr std::uint64_t kResponseBodyLimit = std::uint64_t{64} * 1024;
 }  // namespace
-
-ProviderEndpoint parse_provider_url(const std::string& url) {
-  const auto parsed = boost::urls::parse_uri(url);
-  if (!parsed) throw std::invalid_argument("not a URL: " + parsed.error().message());
-  ProviderEndpoint e;
-  if (parsed->scheme() == "https") {
-    e.tls = true;
-  } else if (parsed->scheme() != "http") {
-    throw std::invalid_argument("scheme must be http or https");
-  }
-  // host_address() is the host without the brackets of an IPv6 literal: what the resolver takes.
-  e.host = std::string(parsed->host_address());
-  if (e.host.empty()) throw std::invalid_argument("URL has no host");
-  const std::string port(parsed->port());
-  if (port.empty()) {
-    e.port = e.tls ? "443" : "80";  // RFC 3986: an empty port means the scheme's default
-  } else {
-    const bool digits =
-        port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos;
-    if (!digits || std::stoi(port) < 1 || std::stoi(port) > 65535) {
-      throw std::invalid_argument("port must be 1..65535");
-    }
-    e.port = port;
-  }
-  e.host_header = std::string(parsed->encoded_host());  // keeps IPv6 brackets
-  if (!port.empty()) e.host_header += ":" + port;
-  if (parsed->has_query() || parsed->has_fragment()) {
-    throw std::invalid_argument("base URL must not have a query or fragment");
-  }
-  std::string path(parsed->encoded_path());
-  if (!path.empty() && path.front() != '/') throw std::invalid_argument("malformed path");
-  while (!path.empty() && path.back() == '/') path.pop_back();
-  e.target = path + "/money_movement/";
-  return e;
-}
-
-namespace {
-
-// Length of the well-formed UTF-8 sequence at the start of `s` (Unicode Table 3-7: no overlong
-// forms, no surrogates, nothing above U+10FFFF), or 0 with `bad` set to the length of its
-// "maximal subpart": the bytes that one U+FFFD replaces (at least 1).
-std::size_t utf8_sequence(std::string_view s, std::size_t& bad) {
-  const auto b = static_cast<unsigned char>(s[0]);
-  bad = 1;
-  if (b <= 0x7F) return 1;
-  std::size_t length = 0;
-  unsigned char low = 0x80;  // range of the second byte
-  unsigned char high = 0xBF;
-  if (b >= 0xC2 && b <= 0xDF) {
-    length = 2;
-  } else if (b >= 0xE0 && b <= 0xEF) {
-    length = 3;
-    if (b == 0xE0) low = 0xA0;   // below U+0800 would be overlong
-    if (b == 0xED) high = 0x9F;  // U+D800..U+DFFF are surrogates
-  } else if (b >= 0xF0 && b <= 0xF4) {
-    length = 4;
-    if (b == 0xF0) low = 0x90;   // below U+10000 would be overlong
-    if (b == 0xF4) high = 0x8F;  // above U+10FFFF
-  } else {
-    return 0;  // a continuation byte, an overlong lead (C0, C1) or F5..FF
-  }
-  for (std::size_t k = 1; k < length; ++k) {
-    if (k >= s.size()) return 0;  // truncated: the bytes so far are one maximal subpart
-    const auto c = static_cast<unsigned char>(s[k]);
-    if (c < (k == 1 ? low : 0x80) || c > (k == 1 ? high : 0xBF)) return 0;
-    bad = k + 1;
-  }
-  return length;
-}
-
-}  // namespace
-
-// The excerpt goes into our JSON (the 502 problem) and into the stored idempotent replay, both
-// of which must be valid UTF-8, while the provider may send anything (Latin-1, binary). So it
-// is cut at a character boundary, never inside one, and every ill-formed sequence becomes
-// U+FFFD, one per maximal subpart as Unicode recommends (what browsers and ICU do).
-std::string body_excerpt(std::string_view body, std::size_t max_bytes) {
-  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
-  std::string out;
-  out.reserve(std::min(body.size(), max_bytes));
-  std::size_t i = 0;
-  while (i < body.size()) {
-    std::size_t bad = 0;
-    const std::size_t length = utf8_sequence(body.substr(i), bad);
-    const std::string_view piece = length > 0 ? body.substr(i, length) : kReplacement;
-    if (out.size() + piece.size() > max_bytes) break;
-    out += piece;
-    i += length > 0 ? length : bad;
-  }
-  assert(out.size() <= max_bytes);
-  return out;
-}
 
 // One keep-alive connection, plain or TLS.
 class HttpProvider::Connection {
@@ -244,18 +150,16 @@ asio::awaitable<HttpProvider::Exchange> HttpProvider::exchange(Connection& c,
     reply.error = "send: " + wec.message();
     co_return Exchange{.reply = std::move(reply), .reusable = false};
   }
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(kResponseBodyLimit);
+  AnswerParser parser;
+  limit_answer_parser(parser);
   auto [rec, read] =
       co_await c.visit([&](auto& s) { return http::async_read(s, c.buffer, parser, kTuple); });
   if (rec) {
     reply.error = "receive: " + rec.message();
     co_return Exchange{.reply = std::move(reply), .reusable = false};
   }
-  const auto& res = parser.get();
-  reply.http_status = static_cast<int>(res.result_int());
-  reply.body_excerpt = body_excerpt(res.body());
-  co_return Exchange{.reply = std::move(reply), .reusable = res.keep_alive()};
+  co_return Exchange{.reply = reply_from_answer(parser.get()),
+                     .reusable = parser.get().keep_alive()};
 }
 
 asio::awaitable<ProviderReply> HttpProvider::send(const MoneyMovementRequest& r,

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "provider/endpoint.hpp"
 #include "provider/provider.hpp"
 
 namespace ps::provider {
@@ -25,24 +26,6 @@ struct ProviderSettings {
   std::size_t max_idle_connections = 32;
   std::chrono::milliseconds max_idle_age{15000};  // below common server keep-alive timeouts
 };
-
-struct ProviderEndpoint {
-  bool tls = false;
-  std::string host;  // for the resolver, TLS name checks and SNI
-  std::string port;
-  std::string host_header;  // the Host header: host as written in the URL, with its port
-  std::string target;       // path of /money_movement/ under the base URL
-};
-
-// Throws std::invalid_argument with a readable reason for a URL we cannot use.
-ProviderEndpoint parse_provider_url(const std::string& url);
-
-// Bytes of a provider's answer body quoted in the 502 problem (and its stored idempotent replay).
-inline constexpr std::size_t kExcerptBytes = 512;
-
-// The start of a provider's answer body for the 502 problem: valid UTF-8 whatever the provider
-// sent (cut at a character boundary, ill-formed bytes as U+FFFD), at most `max_bytes` bytes.
-std::string body_excerpt(std::string_view body, std::size_t max_bytes = kExcerptBytes);
 
 class HttpProvider final : public Provider {
  public:

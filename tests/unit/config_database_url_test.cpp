@@ -16,6 +16,21 @@ TEST(ConfigDatabaseUrlForLog, APasswordInAPostgresUriIsHidden) {
             "a PostgreSQL URI that cannot be shown safely");
 }
 
+// Found by fuzz_config's property (issue 10): libpq also takes the password (and sslpassword,
+// the client key's) as a query parameter, and the start-up line showed it as given.
+TEST(ConfigDatabaseUrlForLog, APasswordGivenAsAQueryParameterIsHidden) {
+  EXPECT_EQ(
+      database_url_for_log("postgresql://ps@db.internal/ledger?password=s3cret&sslmode=require"),
+      "postgresql://ps@db.internal/ledger?password=***&sslmode=require");
+  EXPECT_EQ(database_url_for_log("postgres:///ledger?host=/run/pg&sslpassword=k3y&password=s3cret"),
+            "postgres:///ledger?host=/run/pg&sslpassword=***&password=***");
+  // libpq decodes the keyword: a percent-encoded one is the same parameter.
+  EXPECT_EQ(database_url_for_log("postgresql://db/ledger?pass%77ord=s3cret"),
+            "postgresql://db/ledger?pass%77ord=***");
+  EXPECT_EQ(database_url_for_log("postgresql://ps:one@db/ledger?password=two"),
+            "postgresql://ps:***@db/ledger?password=***");
+}
+
 TEST(ConfigDatabaseUrlForLog, UrlsWithoutAPasswordAreShownAsGiven) {
   EXPECT_EQ(database_url_for_log("postgresql://ps@db.internal/ledger"),
             "postgresql://ps@db.internal/ledger");

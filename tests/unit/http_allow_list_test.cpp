@@ -67,5 +67,31 @@ TEST(HttpAllowList, GarbageThrows) {
   }
 }
 
+// Found by fuzz_config (issue 10): Boost.Asio reads a network's prefix length with atoi, which
+// wraps beyond int, so "10.0.0.0/4294967304" was accepted as 10.0.0.0/8 (and "::/4294967424" as
+// ::/128). A prefix length is a decimal number within the address's bits, or the item is
+// refused, with a message that names it and the range.
+TEST(HttpAllowList, APrefixLengthBeyondTheAddressIsRefusedHoweverLarge) {
+  for (const char* spec : {"10.0.0.0/4294967304", "10.0.0.0/4294967296", "10.0.0.0/2147483656",
+                           "10.0.0.0/99999999999999999999999", "127.0.0.1/33", "::/4294967424",
+                           "::1/4294967296", "fd00::/129"}) {
+    SCOPED_TRACE(spec);
+    try {
+      AllowList::parse(spec);
+      ADD_FAILURE() << "accepted";
+    } catch (const std::invalid_argument& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find(spec), std::string::npos) << message;
+      EXPECT_NE(
+          message.find(std::string(spec).find(':') == std::string::npos ? "0 to 32" : "0 to 128"),
+          std::string::npos)
+          << message;
+    }
+  }
+  // Leading zeros are still a number within the bits.
+  EXPECT_TRUE(allows(AllowList::parse("10.0.0.0/008"), "10.200.0.1"));
+  EXPECT_FALSE(allows(AllowList::parse("10.0.0.0/008"), "11.0.0.1"));
+}
+
 }  // namespace
 }  // namespace ps::http

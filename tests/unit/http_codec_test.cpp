@@ -379,7 +379,10 @@ TEST(HttpCodecBody, DuplicatedKeyIsRefusedAndNamed) {
   const auto escaped = body_errors(R"({"status":"posted","st\u0061tus":"pending"})");
   ASSERT_EQ(escaped.size(), 1u);
   EXPECT_EQ(escaped[0].field, "status");
-  EXPECT_EQ(body_errors(R"({"":1,"":2})").size(), 1u);
+  const auto empty_key = body_errors(R"({"":1,"":2})");
+  ASSERT_EQ(empty_key.size(), 1u);
+  EXPECT_EQ(empty_key[0].field, "");
+  EXPECT_NE(empty_key[0].message.find("duplicated"), std::string::npos) << empty_key[0].message;
 }
 
 TEST(HttpCodecBody, DuplicatedKeyIsRefusedAtAnyDepth) {
@@ -396,6 +399,29 @@ TEST(HttpCodecBody, DuplicatedKeyIsRefusedAtAnyDepth) {
   const auto outer = body_errors(R"({"a":{"b":1},"c":[1],"a":{"b":1}})");
   ASSERT_EQ(outer.size(), 1u);
   EXPECT_EQ(outer[0].field, "a");
+}
+
+// Found by fuzz_json_body (issue 10): the duplicate was reported as soon as its object closed,
+// so a body that is not JSON at all, but repeats a key before its error, was answered "is
+// duplicated" instead of "is not valid JSON" (and one nested too deep, "is duplicated" instead
+// of the depth). The text must be valid JSON within the depth before a key can be duplicated.
+TEST(HttpCodecBody, ABodyThatIsNotJsonIsReportedSoEvenIfItRepeatsAKeyFirst) {
+  for (const char* bad : {R"([{"a":1,"a":2},)", R"({"a":1,"a":2} x)", R"({"x":{"a":1,"a":2},)",
+                          R"({"money_movement_id":1,"amount_cents":1,"amount_cents":100}})"}) {
+    SCOPED_TRACE(bad);
+    const auto errors = body_errors(bad);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].field, "body");
+    EXPECT_TRUE(errors[0].message.starts_with("is not valid JSON")) << errors[0].message;
+  }
+  const auto deep = body_errors(R"({"a":1,"a":2,"b":[[[[[[[[1]]]]]]]]})");
+  ASSERT_EQ(deep.size(), 1u);
+  EXPECT_EQ(deep[0].field, "body");
+  EXPECT_TRUE(deep[0].message.starts_with("is nested deeper")) << deep[0].message;
+  // Valid JSON within the depth: the duplicate is still named, the first one found.
+  const auto valid = body_errors(R"({"x":{"a":1,"a":2},"y":{"b":1,"b":2}})");
+  ASSERT_EQ(valid.size(), 1u);
+  EXPECT_EQ(valid[0].field, "x.a");
 }
 
 TEST(HttpCodecBody, SameKeyInDifferentObjectsIsFine) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "provider/answer.hpp"
 #include "provider/base64.hpp"
 #include "provider/http_provider.hpp"
 #include "test_support/utf8.hpp"
