@@ -140,7 +140,7 @@ class Run:
         events = schedule(self.seed, a.duration, a.kills, a.db_kills if self.store != "sqlite"
                           else 0, a.min_gap)
         sim_args = {"seed": self.seed, "callbacks": (2, 5), "threads": 1,
-                    "extra": SIM_FAULTS + ["--record-acknowledged", "--settle-grace-seconds",
+                    "extra": SIM_FAULTS + ["--record-callbacks", "--settle-grace-seconds",
                                            str(SETTLE_GRACE_S)]}
         self.sim, self.svc = start_with_sim(self.ctx, self.target, self.options, sim_args)
         self.db = self.target.database(self.svc)
