@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import statistics
 import sys
 import time
@@ -29,7 +30,7 @@ from lifecycle import REPO, check  # noqa: E402
 
 from benchlib import http  # noqa: E402
 from benchlib.procs import Context, log, machine_cpu  # noqa: E402
-from benchlib.targets import TARGETS, ServiceOptions, start_with_sim  # noqa: E402
+from benchlib.targets import PG_CLUSTER, TARGETS, ServiceOptions, start_with_sim  # noqa: E402
 
 # The full lifecycle's peak, payments/s end to end with 3 callbacks each (docs/benchmarks.md,
 # scenario 4, 100,000 payments, full run of 2026-12-02 on this 2-core machine).
@@ -116,6 +117,8 @@ class Soak:
         recalc_task = asyncio.create_task(self.load.recalculate_every(1.0, 5))
         t0 = time.monotonic()
         busy0, _ = machine_cpu()
+        cpu0 = self._cpu()
+        start_busy = busy0
         last = t0
         next_log = t0 + 60
         while time.monotonic() - t0 < a.duration:
@@ -133,6 +136,23 @@ class Soak:
         self.load.stop()
         await asyncio.wait_for(asyncio.gather(load_task, recalc_task), timeout=120)
         self.elapsed = time.monotonic() - t0
+        # CPU over the load, in % of one core: ours, and everything else on the machine.
+        cpu1 = self._cpu()
+        busy1, _ = machine_cpu()
+        self.cpu_pct = {k: 100 * (cpu1[k] - cpu0[k]) / self.elapsed for k in cpu1}
+        machine = 100 * (busy1 - start_busy) / self.elapsed
+        self.cpu_pct["others"] = max(0.0, machine - sum(self.cpu_pct.values()))
+        self.cpu_pct["machine"] = machine
+
+    def _cpu(self) -> dict[str, float]:
+        """CPU seconds so far of the service, the simulator, this client and the database."""
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        out = {"service": self.svc.procs[0].cpu_seconds(),
+               "simulator": self.sim.proc.cpu_seconds(),
+               "client": me.ru_utime + me.ru_stime}
+        if self.store == "postgres":
+            out["postgres"] = PG_CLUSTER.cpu_seconds()
+        return out
 
     def _rss(self) -> dict:
         a = self.args
@@ -163,13 +183,24 @@ class Soak:
         out.append(check("no error: every attempt answered 201, 202 or 502 (no 5xx, no 4xx, no "
                          "transport error or timeout)", not errors,
                          load.describe_answers()))
+        c = self.truth["counters"]
+        first_tries = sum(m["callbacks_sent"] for m in self.truth["movements"]) + c["late_sent"]
+        out.append(check("every callback answered at its first attempt (no 5xx, no transport "
+                         "error, no timeout)", c["callback_attempts"] == first_tries,
+                         f"{c['callback_attempts']:,} attempts for {first_tries:,} callbacks"))
+        out.append(check("every recalculation answered 200",
+                         load.recalculations > 0 and not load.recalculations_failed,
+                         f"{load.recalculations} PATCH /accounts/recalculate"
+                         + (f"; failed: {load.recalculations_failed[:5]}"
+                            if load.recalculations_failed else "")))
         sent = len(load.payments)
         achieved = sent / self.elapsed
         out.append(check(f"the offered rate held ({self.rate:,.0f} payments/s)",
                          achieved >= 0.95 * self.rate,
                          f"{sent:,} payments in {self.elapsed:.0f} s: {achieved:,.0f}/s; "
                          f"answer latency p50 {self._latency(0.5):.1f} ms, p99 "
-                         f"{self._latency(0.99):.1f} ms"))
+                         f"{self._latency(0.99):.1f} ms; CPU % of a core "
+                         + ", ".join(f"{k} {v:.0f}" for k, v in self.cpu_pct.items())))
         return out
 
     def _latency(self, q: float) -> float:
@@ -186,11 +217,14 @@ class Soak:
             "store": self.store,
             "ok": bool(self.checks) and passed == len(self.checks),
             "rate": self.rate,
+            "achieved": (len(load.payments) / self.elapsed
+                         if load and getattr(self, "elapsed", 0) else 0.0),
             "payments": len(load.payments) if load else 0,
             "callbacks_acknowledged": (sum(m["callbacks_acknowledged"]
                                            for m in truth["movements"]) if truth else 0),
             "rss": rss,
             "machine_busy_pct": statistics.median(machine) if machine else 0.0,
+            "cpu_pct": getattr(self, "cpu_pct", {}),
             "p99_ms": self._latency(0.99) if load else 0.0,
             "checks_passed": passed,
             "checks": len(self.checks),
@@ -235,15 +269,16 @@ def main() -> int:
     print(f"soak: seed {seed}", flush=True)
     results = [Soak(s, a, seed).run() for s in stores]
     print(f"\nsoak summary (seed {seed})")
-    print(f"{'store':9} {'rate/s':>7} {'payments':>10} {'callbacks ack':>13} {'RSS warm':>8} "
-          f"{'max':>6} {'end':>6} {'growth':>7} {'p99 ms':>7} {'busy%':>6} {'checks':>7} "
-          f"{'time':>6}  result")
+    print(f"{'store':9} {'rate/s':>7} {'achieved':>8} {'payments':>10} {'callbacks ack':>13} "
+          f"{'RSS warm':>8} {'max':>6} {'end':>6} {'growth':>7} {'p99 ms':>7} {'busy%':>6} "
+          f"{'others%':>7} {'checks':>7} {'time':>6}  result")
     for r in results:
         rss = r["rss"] or {"warm_mb": 0, "max_mb": 0, "end_mb": 0, "growth_mb": 0}
-        print(f"{r['store']:9} {r['rate']:7,.0f} {r['payments']:10,} "
+        cpu = r["cpu_pct"] or {"machine": 0, "others": 0}
+        print(f"{r['store']:9} {r['rate']:7,.0f} {r['achieved']:8,.0f} {r['payments']:10,} "
               f"{r['callbacks_acknowledged']:13,} {rss['warm_mb']:8.1f} {rss['max_mb']:6.1f} "
               f"{rss['end_mb']:6.1f} {rss['growth_mb']:+7.1f} {r['p99_ms']:7.1f} "
-              f"{r['machine_busy_pct']:6.0f} {r['checks_passed']:3}/{r['checks']:<3} "
+              f"{cpu['machine']:6.0f} {cpu['others']:7.0f} {r['checks_passed']:3}/{r['checks']:<3} "
               f"{r['seconds']:5.0f}s  {'PASS' if r['ok'] else 'FAIL'}")
         for c in r["failed"]:
             print(f"  FAILED: {c['what']}: {c['detail']}")
