@@ -101,7 +101,7 @@ class Run:
         self.time_to_settle = args.time_to_settle or TIME_TO_SETTLE_S[store]
         self.options = ServiceOptions(time_to_settle_seconds=self.time_to_settle,
                                       settle_grace_seconds=SETTLE_GRACE_S,
-                                      extra_args=SERVICE_FLAGS)
+                                      extra_args=SERVICE_FLAGS + tuple(args.service_arg))
         self.kills_done = 0
         self.db_kills_done = 0
         self.restart_s: list[float] = []
@@ -360,6 +360,9 @@ def main() -> int:
                         "still has 20%% of it to reach a restarted service)")
     p.add_argument("--replay-sample", type=int, default=300,
                    help="answered keys retried at the end (default 300)")
+    p.add_argument("--service-arg", action="append", default=[],
+                   help="one more payment_service argument (repeat for each), e.g. "
+                        "--service-arg=--database-wal-checkpoint-pages=64")
     p.add_argument("--bin-dir", default=str(REPO / "build" / "bin"))
     p.add_argument("--keep-tmp", action="store_true", help="keep logs and databases")
     a = p.parse_args()
