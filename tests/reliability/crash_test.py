@@ -101,7 +101,7 @@ class Run:
         self.time_to_settle = args.time_to_settle or TIME_TO_SETTLE_S[store]
         self.options = ServiceOptions(time_to_settle_seconds=self.time_to_settle,
                                       settle_grace_seconds=SETTLE_GRACE_S,
-                                      extra_args=SERVICE_FLAGS)
+                                      extra_args=SERVICE_FLAGS + tuple(args.service_arg))
         self.kills_done = 0
         self.db_kills_done = 0
         self.restart_s: list[float] = []
@@ -140,7 +140,7 @@ class Run:
         events = schedule(self.seed, a.duration, a.kills, a.db_kills if self.store != "sqlite"
                           else 0, a.min_gap)
         sim_args = {"seed": self.seed, "callbacks": (2, 5), "threads": 1,
-                    "extra": SIM_FAULTS + ["--record-acknowledged", "--settle-grace-seconds",
+                    "extra": SIM_FAULTS + ["--record-callbacks", "--settle-grace-seconds",
                                            str(SETTLE_GRACE_S)]}
         self.sim, self.svc = start_with_sim(self.ctx, self.target, self.options, sim_args)
         self.db = self.target.database(self.svc)
@@ -360,6 +360,9 @@ def main() -> int:
                         "still has 20%% of it to reach a restarted service)")
     p.add_argument("--replay-sample", type=int, default=300,
                    help="answered keys retried at the end (default 300)")
+    p.add_argument("--service-arg", action="append", default=[],
+                   help="one more payment_service argument (repeat for each), e.g. "
+                        "--service-arg=--database-wal-checkpoint-pages=64")
     p.add_argument("--bin-dir", default=str(REPO / "build" / "bin"))
     p.add_argument("--keep-tmp", action="store_true", help="keep logs and databases")
     a = p.parse_args()

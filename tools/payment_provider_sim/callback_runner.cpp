@@ -141,8 +141,8 @@ asio::awaitable<void> CallbackRunner::run(MoneyMovement movement, Destination de
       std::lock_guard lock(truth_.mutex);
       if (status == 201U) {
         truth_.book.on_callback_acknowledged(id, step.amount_cents, step.status);
-      } else if (!status) {
-        ++truth_.book.counters().callback_gave_up;
+      } else {
+        truth_.book.on_callback_not_acknowledged(id, step.amount_cents, step.status, status);
       }
     }
     if (status && *status != 201U) {

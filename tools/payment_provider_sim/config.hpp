@@ -21,7 +21,7 @@ struct SimConfig {
   std::uint64_t seed = 1;
   ScriptConfig script;
   bool no_callbacks = false;
-  bool record_acknowledged = false;  // /truth lists every acknowledged callback (TruthBook)
+  bool record_callbacks = false;  // /truth lists every callback sent with its answer (TruthBook)
   FaultRates faults;
   std::chrono::milliseconds slow{0};
   std::chrono::seconds settle_grace{2};

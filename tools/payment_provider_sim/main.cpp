@@ -61,9 +61,9 @@ void add_options(CLI::App& app, Options& options) {
       ->capture_default_str();
   app.add_flag("--no-callbacks", config.no_callbacks,
                "Accept movements but never call back (benchmarks)");
-  app.add_flag("--record-acknowledged", config.record_acknowledged,
-               "GET /truth also lists every callback the service acknowledged, per movement "
-               "(crash tests; about 40 bytes per callback)");
+  app.add_flag("--record-callbacks", config.record_callbacks,
+               "GET /truth also lists every callback sent, per movement, with the service's "
+               "answer (crash tests; about 48 bytes per callback)");
   app.add_option("--fail-rate", config.faults.fail_rate,
                  "Fraction of money-movement requests answered 503 without recording")
       ->check(CLI::Range(0.0, 1.0))
@@ -186,7 +186,7 @@ int main(int argc, char** argv) {
   // Declared before the io_context so they outlive it: coroutines destroyed together with the
   // io_context still hold references to them.
   provider_sim::GuardedTruth truth;
-  truth.book.keep_acknowledged_history(config.record_acknowledged);
+  truth.book.keep_callback_history(config.record_callbacks);
   std::unique_ptr<provider_sim::CallbackClient> client;
   std::unique_ptr<provider_sim::CallbackRunner> runner;
   std::unique_ptr<provider_sim::Server> server;

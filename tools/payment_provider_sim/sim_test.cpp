@@ -684,49 +684,60 @@ TEST(TruthTest, RefusesMovementsBeyondItsCapacity) {
   EXPECT_EQ(book.size(), 2U);
 }
 
-// --record-acknowledged: every acknowledged callback is kept in order with the status it left
-// (the previous one when the callback had none), and /truth lists them; callbacks sent but not
-// acknowledged are not in the list.
-TEST(TruthTest, AcknowledgedHistoryListsEveryAcknowledgedCallbackInOrder) {
+// --record-callbacks: every callback sent is kept in order, as sent (no status when it had
+// none), with the service's final answer: 201, a refusal, or none (given up, also counted).
+TEST(TruthTest, CallbackHistoryListsEveryCallbackSentWithItsAnswer) {
   TruthBook book(100);
-  book.keep_acknowledged_history(true);
+  book.keep_callback_history(true);
   const auto now = Clock::now();
   book.record(movement(1, 5, 1000), now, true);
   book.record(movement(2, 5, -40), now, true);
   book.on_callback_sent(1);
-  book.on_callback_acknowledged(1, 990, std::nullopt);  // no status yet: pending
+  book.on_callback_acknowledged(1, 990, std::nullopt);
   book.on_callback_sent(1);
   book.on_callback_acknowledged(1, 990, "posted");
-  book.on_callback_sent(1);  // sent, never acknowledged
   book.on_callback_sent(1);
-  book.on_callback_acknowledged(1, 980, std::nullopt);  // keeps posted
+  book.on_callback_not_acknowledged(1, 970, "pending", std::nullopt);  // given up
+  book.on_callback_sent(1);
+  book.on_callback_not_acknowledged(1, 960, std::nullopt, 404U);  // refused
   book.on_callback_sent(1);
   book.on_callback_acknowledged(1, 980, "posted");  // a duplicate is listed again
-  const std::vector<AcknowledgedCallback> expected{
-      {990, "pending"}, {990, "posted"}, {980, "posted"}, {980, "posted"}};
-  EXPECT_EQ(book.find(1)->acknowledged, expected);
+  book.on_callback_sent(1);
+  book.on_callback_acknowledged(1, 980, "posted");
+  const std::vector<SentCallback> expected{
+      {990, std::nullopt, 201U}, {990, "posted", 201U}, {970, "pending", std::nullopt},
+      {960, std::nullopt, 404U}, {980, "posted", 201U}, {980, "posted", 201U}};
+  EXPECT_EQ(book.find(1)->callbacks, expected);
   EXPECT_EQ(book.find(1)->callbacks_acknowledged, 4U);
-  EXPECT_TRUE(book.find(2)->acknowledged.empty());
+  EXPECT_EQ(book.counters().callback_gave_up, 1U);
+  EXPECT_TRUE(book.find(2)->callbacks.empty());
+  // Only acknowledged callbacks make the truth.
+  EXPECT_EQ(book.find(1)->amount_cents, 980);
+  EXPECT_EQ(book.find(1)->status, "posted");
 
   const auto json = book.to_json();
   const auto& movements = json.at("movements").as_array();
   ASSERT_EQ(movements.size(), 2U);
-  EXPECT_EQ(movements[0].at("acknowledged"), boost::json::parse(R"([
-      {"amount_cents": 990, "status": "pending"}, {"amount_cents": 990, "status": "posted"},
-      {"amount_cents": 980, "status": "posted"}, {"amount_cents": 980, "status": "posted"}])"))
+  EXPECT_EQ(movements[0].at("callbacks"), boost::json::parse(R"([
+      {"amount_cents": 990, "answer": 201}, {"amount_cents": 990, "status": "posted", "answer": 201},
+      {"amount_cents": 970, "status": "pending", "answer": null},
+      {"amount_cents": 960, "answer": 404},
+      {"amount_cents": 980, "status": "posted", "answer": 201},
+      {"amount_cents": 980, "status": "posted", "answer": 201}])"))
       << boost::json::serialize(movements[0]);
-  EXPECT_EQ(movements[1].at("acknowledged"), boost::json::array{});
-  EXPECT_EQ(movements[0].at("amount_cents"), 980);
-  EXPECT_EQ(movements[0].at("status"), "posted");
+  EXPECT_EQ(movements[1].at("callbacks"), boost::json::array{});
 }
 
-TEST(TruthTest, AcknowledgedHistoryIsNotKeptByDefault) {
+TEST(TruthTest, CallbackHistoryIsNotKeptByDefault) {
   TruthBook book(100);
   book.record(movement(1, 5, 1000), Clock::now(), true);
   book.on_callback_sent(1);
   book.on_callback_acknowledged(1, 990, "posted");
-  EXPECT_TRUE(book.find(1)->acknowledged.empty());
-  EXPECT_FALSE(book.to_json().at("movements").as_array()[0].as_object().contains("acknowledged"));
+  book.on_callback_sent(1);
+  book.on_callback_not_acknowledged(1, 980, "posted", std::nullopt);
+  EXPECT_TRUE(book.find(1)->callbacks.empty());
+  EXPECT_EQ(book.counters().callback_gave_up, 1U);
+  EXPECT_FALSE(book.to_json().at("movements").as_array()[0].as_object().contains("callbacks"));
 }
 
 TEST(TruthTest, JsonHasTheDocumentedShape) {

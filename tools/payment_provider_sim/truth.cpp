@@ -88,9 +88,22 @@ void TruthBook::on_callback_acknowledged(std::uint64_t money_movement_id, std::i
   } else {
     ++counters_.acknowledged_without_status;
   }
-  if (keep_acknowledged_history_) {
-    truth.acknowledged.push_back({.amount_cents = amount_cents, .status = truth.status});
-    assert(truth.acknowledged.size() == truth.callbacks_acknowledged);
+  if (keep_callback_history_) {
+    truth.callbacks.push_back({.amount_cents = amount_cents, .status = status, .answer = 201U});
+    assert(truth.callbacks.size() <= truth.callbacks_sent);
+  }
+}
+
+void TruthBook::on_callback_not_acknowledged(std::uint64_t money_movement_id,
+                                             std::int64_t amount_cents,
+                                             const std::optional<std::string>& status,
+                                             std::optional<unsigned> answer) {
+  MovementTruth& truth = at(money_movement_id);
+  assert(answer != 201U);
+  if (!answer) ++counters_.callback_gave_up;
+  if (keep_callback_history_) {
+    truth.callbacks.push_back({.amount_cents = amount_cents, .status = status, .answer = answer});
+    assert(truth.callbacks.size() <= truth.callbacks_sent);
   }
 }
 
@@ -137,14 +150,20 @@ boost::json::object TruthBook::to_json() const {
         {"callbacks_sent", truth.callbacks_sent},
         {"callbacks_acknowledged", truth.callbacks_acknowledged},
     };
-    if (keep_acknowledged_history_) {
-      boost::json::array acknowledged;
-      acknowledged.reserve(truth.acknowledged.size());
-      for (const AcknowledgedCallback& callback : truth.acknowledged) {
-        acknowledged.push_back(boost::json::object{{"amount_cents", callback.amount_cents},
-                                                   {"status", callback.status}});
+    if (keep_callback_history_) {
+      boost::json::array callbacks;
+      callbacks.reserve(truth.callbacks.size());
+      for (const SentCallback& callback : truth.callbacks) {
+        boost::json::object sent{{"amount_cents", callback.amount_cents}};
+        if (callback.status) sent.emplace("status", *callback.status);
+        if (callback.answer) {
+          sent.emplace("answer", *callback.answer);
+        } else {
+          sent.emplace("answer", nullptr);
+        }
+        callbacks.push_back(std::move(sent));
       }
-      movement.emplace("acknowledged", std::move(acknowledged));
+      movement.emplace("callbacks", std::move(callbacks));
     }
     movements.push_back(std::move(movement));
   }

@@ -25,14 +25,16 @@ namespace provider_sim {
 
 using Clock = std::chrono::steady_clock;
 
-// One callback the service acknowledged, as the movement stood after it: its amount and the
-// status it left (the previous one for a callback without status). Kept only with
-// TruthBook::keep_acknowledged_history (--record-acknowledged).
-struct AcknowledgedCallback {
+// One callback of a movement's script as sent, with the service's final answer to it: 201
+// (acknowledged), another status (4xx: refused, nothing changed), or none (given up: no answer
+// within the window, so the service may or may not have applied it). Kept only with
+// TruthBook::keep_callback_history (--record-callbacks).
+struct SentCallback {
   std::int64_t amount_cents = 0;
-  std::string status;
+  std::optional<std::string> status;  // empty: sent without a status field
+  std::optional<unsigned> answer;     // empty: given up
 
-  bool operator==(const AcknowledgedCallback&) const = default;
+  bool operator==(const SentCallback&) const = default;
 };
 
 struct MovementTruth {
@@ -47,9 +49,9 @@ struct MovementTruth {
   Clock::time_point accepted_at{};
   Clock::time_point last_request_at{};  // latest money-movement request carrying this id
   bool script_finished = false;
-  // Every acknowledged callback in order, with keep_acknowledged_history only; bounded by the
-  // script's length (kMaxCallbacksPerMovement).
-  std::vector<AcknowledgedCallback> acknowledged;
+  // Every callback sent, in order, with keep_callback_history only; bounded by the script's
+  // length (kMaxCallbacksPerMovement).
+  std::vector<SentCallback> callbacks;
 };
 
 struct AccountTruth {
@@ -88,11 +90,12 @@ class TruthBook {
   // `max_movements` bounds memory; beyond it new movements are refused (the server answers 503).
   explicit TruthBook(std::size_t max_movements);
 
-  // With `keep` (--record-acknowledged), every movement also keeps the list of the callbacks the
-  // service acknowledged, in order, and /truth lists them ("acknowledged"): a crash test checks
-  // that each one is in the service's history, not only the last. Off by default: about 40
-  // bytes per callback, which a long benchmark does not need.
-  void keep_acknowledged_history(bool keep) { keep_acknowledged_history_ = keep; }
+  // With `keep` (--record-callbacks), every movement also keeps the list of the callbacks sent,
+  // in order, with the service's answers, and /truth lists them ("callbacks"): a crash test
+  // checks that each acknowledged one is in the service's history, not only the last, and knows
+  // which ones the service may have applied without acknowledging them. Off by default: about
+  // 48 bytes per callback, which a long benchmark does not need.
+  void keep_callback_history(bool keep) { keep_callback_history_ = keep; }
 
   // Counts a request for `money_movement_id` and returns its 0-based attempt number, used to
   // re-roll injected faults per attempt. Updates last_request_at of a recorded movement.
@@ -109,6 +112,11 @@ class TruthBook {
   // empty `status` (the callback had none) keeps the previous status.
   void on_callback_acknowledged(std::uint64_t money_movement_id, std::int64_t amount_cents,
                                 const std::optional<std::string>& status);
+  // A callback sent that the service did not acknowledge: `answer` is its final answer (4xx, or
+  // a 2xx other than 201), or empty when none came within the window (counted as given up).
+  void on_callback_not_acknowledged(std::uint64_t money_movement_id, std::int64_t amount_cents,
+                                    const std::optional<std::string>& status,
+                                    std::optional<unsigned> answer);
   void on_script_finished(std::uint64_t money_movement_id);
 
   // Per-account balances over all recorded movements, ordered by account_id.
@@ -123,8 +131,8 @@ class TruthBook {
   // {"movements":[{"money_movement_id","account_id","amount_cents","status","callbacks_sent",
   //   "callbacks_acknowledged"}], "accounts":[{"account_id","balance","settled_balance"}],
   //  "in_flight": n, "counters": {...}}
-  // With keep_acknowledged_history, each movement also has "acknowledged":
-  // [{"amount_cents","status"}, ...] (oldest first).
+  // With keep_callback_history, each movement also has "callbacks": [{"amount_cents", "status"
+  // (absent when sent without), "answer" (null: given up)}, ...] in the order sent.
   boost::json::object to_json() const;
 
  private:
@@ -137,7 +145,7 @@ class TruthBook {
   // which only loses the per-attempt determinism of faults in a pathological run.
   std::unordered_map<std::uint64_t, std::uint32_t> unrecorded_attempts_;
   std::size_t in_flight_ = 0;
-  bool keep_acknowledged_history_ = false;
+  bool keep_callback_history_ = false;
   SimCounters counters_;
 };
 
