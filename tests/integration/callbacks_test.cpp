@@ -481,3 +481,58 @@ TEST_F(CallbackAllowedTest, CallbackFromAllowedNetworkIs201) {
 
 }  // namespace
 }  // namespace integration
+
+namespace integration {
+namespace {
+
+// KNOWN DEFECT, not fixed yet (found by the model test, tests/model, seed 13): on SQLite a
+// commit is visible to the database reads (GET /payments, GET /payments/{id}) from the moment
+// SQLite makes it so inside COMMIT, but GET /accounts reads the snapshot the writer publishes
+// only after COMMIT has returned, and a COMMIT that checkpoints the WAL (every
+// DATABASE_WAL_CHECKPOINT_PAGES pages) flushes the database file in between. A client that saw
+// a callback applied in GET /payments/{id} can then read a balance without it (for the length
+// of that flush; acknowledged writes are published before their 2xx, so read-your-writes
+// holds). Here a slow flush (tools/fsync_delay) and a checkpoint at every commit make the
+// window 500 ms wide. Enable the test with the fix (for instance: reads of payments wait until
+// the snapshot has published the newest event their own read saw).
+class SnapshotLagTest : public SlowDiskCallbackTest {
+ protected:
+  ServiceConfig config() const override {
+    auto c = SlowDiskCallbackTest::config();
+    c.extra_args.emplace_back("--database-wal-checkpoint-pages");
+    c.extra_args.emplace_back("1");
+    return c;
+  }
+};
+
+TEST_F(SnapshotLagTest, DISABLED_AReaderThatSawACallbackAppliedSeesItInTheBalance) {
+  SQLITE_FILE_TEST();
+  const auto id = create_payment_id(-700);
+  set_flush_delay(500ms);
+  std::thread callback([&] {
+    HttpClient http(port(), 15s);
+    http.post_json(
+        "/money_movement_request_callback",
+        json::object{{"money_movement_id", id}, {"amount_cents", -700}, {"status", "posted"}});
+  });
+  HttpClient reader(port(), 15s);
+  std::optional<std::string> seen_account;
+  const bool seen = eventually(
+      [&] {
+        const auto payment = reader.get("/payments/" + std::to_string(id));
+        if (payment.status != 200 || str_field(payment.object(), "status") != "posted")
+          return false;
+        seen_account = reader.get("/accounts/1").body;
+        return true;
+      },
+      10s);
+  set_flush_delay(0us);
+  callback.join();
+  ASSERT_TRUE(seen);
+  EXPECT_NE(seen_account->find("\"settled_balance\":-700"), std::string::npos)
+      << "GET /payments showed the callback applied while GET /accounts/1 did not: "
+      << *seen_account;
+}
+
+}  // namespace
+}  // namespace integration

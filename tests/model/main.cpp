@@ -69,7 +69,9 @@ void print_summary(const model::RunOptions& o, const model::RunResult& r) {
             << s.callbacks_applied << " callbacks applied, " << s.callbacks_late << " late, "
             << s.full_checks << " full checks, " << s.statuses_learned
             << " delinquency statuses learned (window edge), " << s.races_timed_out
-            << " racing callbacks slower than the provider timeout\n";
+            << " racing callbacks slower than the provider timeout, " << s.snapshot_lags
+            << " account reads behind a payment read (longest " << std::setprecision(3)
+            << s.snapshot_lag_max_seconds << " s)\n";
   std::cout << "  operations (count, seconds):";
   for (std::size_t k = 0; k < model::kOpKinds; ++k) {
     if (s.ops_by_kind[k] == 0) continue;
@@ -194,6 +196,12 @@ int main(int argc, char** argv) {
     prefix.ops = mid;
     prefix.verbose = false;
     const auto attempt = model::run_model(prefix);
+    if (!attempt.passed && attempt.step == 0) {
+      std::cout << "model_test: shrinking stopped: a run failed before its first operation: "
+                << attempt.message << std::endl;
+      exhausted = true;
+      break;
+    }
     std::cout << "model_test: shrinking: the first " << mid << " operations "
               << (attempt.passed ? "pass" : "fail") << std::endl;
     if (attempt.passed) {
@@ -204,7 +212,7 @@ int main(int argc, char** argv) {
     }
   }
   std::cout << "model_test: shortest failing prefix: " << failing << " operations"
-            << (exhausted ? " (shrinking stopped at its time budget; a shorter one may exist)" : "")
+            << (exhausted ? " (shrinking stopped early; a shorter one may exist)" : "")
             << "\n  step " << shortest.step << ": " << shortest.operation
             << "\n  difference: " << shortest.message
             << "\nmodel_test: reproduce with: " << command_for(options, failing) << std::endl;

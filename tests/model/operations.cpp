@@ -386,7 +386,13 @@ Op Generator::pay_racing(const Ledger& ledger) {
   op.kind = OpKind::pay_racing_callback;
   if (chance(300)) op.idempotency_key = new_key();
   op.unknowns.clear();
-  op.verdict = {ProviderStep::Kind::reply, chance(800) ? 201U : 200U};
+  // Mostly a 2xx; sometimes a 4xx, which rejects nothing once a callback proved the provider
+  // holds the movement (docs/decisions.md): the answer is the payment as it is, 201.
+  const auto answer = below(10);
+  op.verdict = {ProviderStep::Kind::reply, answer < 6   ? 201U
+                                           : answer < 8 ? 200U
+                                           : answer < 9 ? 422U
+                                                        : 409U};
   const std::size_t payment = ledger.payments.size();  // the one this operation makes
   const auto count = 1 + below(2);
   std::int64_t amount = op.amount_cents;
