@@ -166,7 +166,8 @@ int main(int argc, char** argv) {
   Options options;
   CLI::App app{"payment_provider_sim: simulator of the external payment provider"};
   app.footer(
-      "Endpoints: POST /money_movement/ (Basic auth), GET /truth, GET /healthz.\n"
+      "Endpoints: POST /money_movement/ (Basic auth), GET /truth, GET /truth/summary, GET "
+      "/healthz.\n"
       "Test controls (no auth): PUT /outage {\"down\": true|false} answers every money movement "
       "503 while down;\nPUT /credentials {\"username\": U, \"password\": P} replaces the "
       "accepted credentials (others get 401).");

@@ -213,6 +213,10 @@ asio::awaitable<std::optional<Server::Response>> Server::handle(const Request& r
     if (request.method() != http::verb::get) co_return method_not_allowed(request, "GET");
     co_return handle_truth(request);
   }
+  if (path == "/truth/summary") {
+    if (request.method() != http::verb::get) co_return method_not_allowed(request, "GET");
+    co_return handle_truth_summary(request);
+  }
   if (path == "/outage") {
     if (request.method() != http::verb::put) co_return method_not_allowed(request, "PUT");
     co_return handle_outage(request);
@@ -227,8 +231,8 @@ asio::awaitable<std::optional<Server::Response>> Server::handle(const Request& r
   }
   co_return problem(
       request, http::status::not_found, "not-found", "Not found",
-      "The simulator serves POST /money_movement/, GET /truth, PUT /outage, PUT /credentials and "
-      "GET /healthz.");
+      "The simulator serves POST /money_movement/, GET /truth, GET /truth/summary, PUT /outage, "
+      "PUT /credentials and GET /healthz.");
 }
 
 bool Server::authorized(const Request& request) const {
@@ -398,6 +402,15 @@ Server::Response Server::handle_credentials(const Request& request) {
   spdlog::info("credentials replaced: money movements with other credentials now get 401");
   return json_response(request, http::status::ok,
                        boost::json::object{{"username", username->get_string()}});
+}
+
+Server::Response Server::handle_truth_summary(const Request& request) {
+  boost::json::object body;
+  {
+    std::lock_guard lock(truth_.mutex);
+    body = truth_.book.summary_json();
+  }
+  return json_response(request, http::status::ok, body);
 }
 
 Server::Response Server::handle_truth(const Request& request) {

@@ -49,6 +49,7 @@ class Server {
   asio::awaitable<std::optional<Response>> handle_money_movement(const Request& request,
                                                                  const asio::ip::address& remote);
   Response handle_truth(const Request& request);
+  Response handle_truth_summary(const Request& request);
   Response handle_outage(const Request& request);
   Response handle_credentials(const Request& request);
   bool authorized(const Request& request) const;

@@ -740,6 +740,23 @@ TEST(TruthTest, CallbackHistoryIsNotKeptByDefault) {
   EXPECT_FALSE(book.to_json().at("movements").as_array()[0].as_object().contains("callbacks"));
 }
 
+TEST(TruthTest, SummaryHasTheCountsAndTheCountersOfTheTruth) {
+  TruthBook book(100);
+  const auto now = Clock::now();
+  book.record(movement(1, 5, 100), now, true);
+  book.record(movement(2, 5, -40), now, true);
+  book.record(movement(3, 6, 7), now, false);
+  book.on_callback_sent(1);
+  book.on_callback_not_acknowledged(1, 90, "posted", std::nullopt);
+  book.on_script_finished(1);
+  const auto summary = book.summary_json();
+  EXPECT_EQ(summary.at("movements"), 3);
+  EXPECT_EQ(summary.at("in_flight"), 1);
+  EXPECT_EQ(summary.at("counters"), book.to_json().at("counters"));
+  EXPECT_EQ(summary.at("counters").at("callback_gave_up"), 1);
+  EXPECT_EQ(summary.size(), 3U) << boost::json::serialize(summary);
+}
+
 TEST(TruthTest, JsonHasTheDocumentedShape) {
   TruthBook book(100);
   const auto now = Clock::now();

@@ -175,8 +175,25 @@ boost::json::object TruthBook::to_json() const {
         {"settled_balance", account.settled_balance},
     });
   }
+  return boost::json::object{
+      {"movements", std::move(movements)},
+      {"accounts", std::move(accounts_json)},
+      {"in_flight", in_flight_},
+      {"counters", counters_json()},
+  };
+}
+
+boost::json::object TruthBook::summary_json() const {
+  return boost::json::object{
+      {"movements", movements_.size()},
+      {"in_flight", in_flight_},
+      {"counters", counters_json()},
+  };
+}
+
+boost::json::object TruthBook::counters_json() const {
   const SimCounters& c = counters_;
-  boost::json::object counters{
+  return boost::json::object{
       {"requests", c.requests},
       {"invalid", c.invalid},
       {"failed", c.failed},
@@ -194,12 +211,6 @@ boost::json::object TruthBook::to_json() const {
       {"late_answered_409", c.late_answered_409},
       {"late_answered_other", c.late_answered_other},
       {"late_unanswered", c.late_unanswered},
-  };
-  return boost::json::object{
-      {"movements", std::move(movements)},
-      {"accounts", std::move(accounts_json)},
-      {"in_flight", in_flight_},
-      {"counters", std::move(counters)},
   };
 }
 

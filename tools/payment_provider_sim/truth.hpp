@@ -134,9 +134,13 @@ class TruthBook {
   // With keep_callback_history, each movement also has "callbacks": [{"amount_cents", "status"
   // (absent when sent without), "answer" (null: given up)}, ...] in the order sent.
   boost::json::object to_json() const;
+  // The body of GET /truth/summary, cheap to poll while waiting for a run to end:
+  // {"movements": n, "in_flight": n, "counters": {...}} (the counters of to_json).
+  boost::json::object summary_json() const;
 
  private:
   MovementTruth& at(std::uint64_t money_movement_id);
+  boost::json::object counters_json() const;
 
   std::size_t max_movements_;
   // Hashed: looked up several times per callback; /truth sorts by id when it lists them.
