@@ -55,6 +55,7 @@ std::optional<FakeProvider::Action> ProviderScripts::answer(const FakeProvider::
   seen->second.requests += 1;
   if (first) {
     seen->second.first_body = *request.json;
+    seen->second.first_received_at = request.received_at;
     order_.push_back(*id);
     if (next_new_ && next_new_count_ > 0) {
       scripts_.emplace(*id, *next_new_);

@@ -43,6 +43,7 @@ class ProviderScripts {
     boost::json::value first_body;
     std::size_t requests = 0;
     bool copies_differ = false;  // a copy's body was not the first request's
+    std::chrono::steady_clock::time_point first_received_at;
   };
 
   explicit ProviderScripts(std::string expected_authorization)
