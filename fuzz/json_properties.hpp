@@ -36,7 +36,9 @@ inline void check_parse_object(std::string_view body,
     PS_FUZZ_CHECK(valid && reference.is_object(), "accepted " + what);
     PS_FUZZ_CHECK(within_depth, "accepted too deep: " + what);
     PS_FUZZ_CHECK(!repeats_a_key, "accepted a repeated key: " + what);
-    PS_FUZZ_CHECK(*object == reference.get_object(),
+    // Compared as text: Boost.JSON 1.81 reads 0e400 as NaN (not 0), and NaN != NaN. (Harmless
+    // for us: every number the API reads must be an integer.)
+    PS_FUZZ_CHECK(json::serialize(*object) == json::serialize(reference.get_object()),
                   "built another value than json::parse: " + what);
     return;
   }
