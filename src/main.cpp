@@ -206,7 +206,7 @@ int run(const config::Config& cfg) {
                                  app::HousekeepingPolicy{});
   // What the HTTP layer sees of app/: its use cases, the accounts snapshot and its health.
   app::Commands commands(writer, ledger, clock);
-  app::Queries queries(readers);
+  app::Queries queries(readers, accounts_in_memory ? &accounts : nullptr);
   const app::Health health(writer, provider_stats, *resender);
   http::ApiContext context{commands, queries, accounts_in_memory ? &accounts : nullptr,
                            health,   metrics, http::AllowList::parse(cfg.callback_allow_from)};

@@ -3,6 +3,7 @@
 #include <cassert>
 #include <utility>
 
+#include "app/accounts_view.hpp"
 #include "app/errors.hpp"
 #include "app/readers.hpp"
 #include "store/store.hpp"
@@ -37,6 +38,7 @@ asio::awaitable<PaymentPage> Queries::list_payments(const PaymentQuery& query) {
   } catch (const store::StoreError& e) {
     throw Unavailable(e.what());
   }
+  co_await accounts_caught_up();
   if (static_cast<int>(page.payments.size()) == query.limit && !page.payments.empty()) {
     page.next_cursor = page.payments.back().money_movement_id;
   }
@@ -57,7 +59,17 @@ asio::awaitable<std::optional<PaymentDetails>> Queries::find_payment(core::Movem
   } catch (const store::StoreError& e) {
     throw Unavailable(e.what());
   }
+  co_await accounts_caught_up();
   co_return found;
+}
+
+// Called after a read of payments: the store may have shown a commit whose COMMIT had not
+// returned yet, so not yet in the accounts view. Waits (without a thread) until the view has
+// every commit started by now; at once when none is under way.
+asio::awaitable<void> Queries::accounts_caught_up() {
+  if (accounts_ == nullptr) co_return;
+  auto wait = [this](auto done) { accounts_->when_settled([done] { done(nullptr, true); }); };
+  co_await util::await_callback<bool>(std::move(wait));
 }
 
 Queries::~Queries() {

@@ -18,6 +18,7 @@
 
 namespace ps::app {
 
+class AccountsView;
 class Readers;
 
 struct PaymentQuery {
@@ -48,7 +49,9 @@ struct PaymentDetails {
 
 class Queries {
  public:
-  explicit Queries(Readers& readers) : readers_(readers) {}
+  // `accounts`: the in-memory accounts view GET /accounts answers from, if any; a payment read
+  // then waits for it to have every commit the read may have seen (see AccountsView).
+  Queries(Readers& readers, AccountsView* accounts) : readers_(readers), accounts_(accounts) {}
   ~Queries();
   Queries(const Queries&) = delete;
   Queries& operator=(const Queries&) = delete;
@@ -74,8 +77,10 @@ class Queries {
   // Called on the read's completion: with the accounts, or the error of the read.
   using AccountsWaiter = std::function<void(std::exception_ptr, SharedAccounts)>;
   void start_accounts_read();
+  boost::asio::awaitable<void> accounts_caught_up();
 
   Readers& readers_;
+  AccountsView* accounts_;
   std::mutex accounts_mutex_;
   bool accounts_reading_ = false;                 // a read is under way
   std::vector<AccountsWaiter> accounts_waiting_;  // callers for the next read

@@ -202,6 +202,7 @@ std::exception_ptr Writer::attempt(std::vector<Job>& batch, std::size_t first, s
     wrote = commit_batch(batch, first, count, touched);
   } catch (...) {
     auto error = std::current_exception();
+    view_.commits_settled();  // rolled back: nothing of it is visible
     on_failure(error, count);
     return error;
   }
@@ -228,6 +229,7 @@ void Writer::acknowledge(std::vector<Job>& batch, std::size_t first, std::size_t
     // the same file. The rescued copy will hold it; the log says so.
     const auto error = std::current_exception();
     unacknowledged_in_rescue_ += count;
+    view_.commits_settled();  // in a file no read opens either
     halt(store::StoreFault::lost, describe(error).message);
     for (std::size_t i = first; i < first + count; ++i) complete(batch[i], error);
     return;
@@ -250,6 +252,7 @@ void Writer::acknowledge(std::vector<Job>& batch, std::size_t first, std::size_t
     spdlog::default_logger()->flush();
     std::abort();
   }
+  view_.commits_settled();
   on_success(wrote);
   for (std::size_t i = first; i < first + count; ++i) complete(batch[i], nullptr);
 }
@@ -279,6 +282,7 @@ bool Writer::commit_batch(std::vector<Job>& batch, std::size_t first, std::size_
     // Inside the transaction: a database lost while the writer was idle is found here, and the
     // batch rolled back, so it lands nowhere (the check after COMMIT catches the rest).
     store_->verify_identity();
+    view_.commit_started();
     return store_->commit();
   } catch (...) {
     store_->rollback();

@@ -69,9 +69,7 @@ void print_summary(const model::RunOptions& o, const model::RunResult& r) {
             << s.callbacks_applied << " callbacks applied, " << s.callbacks_late << " late, "
             << s.full_checks << " full checks, " << s.statuses_learned
             << " delinquency statuses learned (window edge), " << s.races_timed_out
-            << " racing callbacks slower than the provider timeout, " << s.snapshot_lags
-            << " account reads behind a payment read (longest " << std::setprecision(3)
-            << s.snapshot_lag_max_seconds << " s)\n";
+            << " racing callbacks slower than the provider timeout\n";
   std::cout << "  operations (count, seconds):";
   for (std::size_t k = 0; k < model::kOpKinds; ++k) {
     if (s.ops_by_kind[k] == 0) continue;

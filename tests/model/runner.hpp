@@ -38,9 +38,6 @@ struct RunStats {
   std::size_t statuses_learned = 0;  // recalculate results the test could not time exactly
   std::size_t races_timed_out = 0;   // racing callbacks that took longer than the provider timeout
   std::size_t full_checks = 0;
-  // Account reads that lagged behind a payment read after a change made in the background.
-  std::size_t snapshot_lags = 0;
-  double snapshot_lag_max_seconds = 0;
   double seconds = 0;
 };
 

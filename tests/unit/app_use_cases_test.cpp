@@ -74,7 +74,7 @@ class AppUseCases : public ::testing::TestWithParam<test_support::StoreKind> {
         std::make_unique<Writer>(store::open_store(db_->url(), {}), clock_, view_, WriterOptions{});
     commands_.emplace(*writer_, ledger_, clock_);
     readers_.emplace(db_->url(), 1);
-    queries_.emplace(*readers_);
+    queries_.emplace(*readers_, &view_);
     writer_->run_now(
         [this](store::Store& s, TimeMs now, Touched& t) { ledger_.bootstrap(s, now, t); });
   }
@@ -271,7 +271,7 @@ INSTANTIATE_TEST_SUITE_P(Stores, AppUseCases, test_support::both_stores(),
 
 TEST(AppQueries, AStoreThatCannotBeOpenedLeavesAQueryAsUnavailable) {
   Readers readers("nosuch:anything", 1);
-  Queries queries(readers);
+  Queries queries(readers, nullptr);
   try {
     await(queries.ping());
     ADD_FAILURE() << "ping of an unusable store succeeded";

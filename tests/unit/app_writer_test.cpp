@@ -562,6 +562,40 @@ TEST(AccountsView, PublishReplacesOnlyTheChangedAccounts) {
   EXPECT_EQ(old->accounts.at(2).balance, 7);
 }
 
+// A reader of the store that may have seen a commit waits until the view has it (the writer
+// marks COMMIT's start and settles after publishing): SnapshotLagTest covers the service.
+TEST(AccountsView, WhenSettledWaitsForEveryCommitStartedBeforeIt) {
+  AccountsView view;
+  int calls = 0;
+  view.when_settled([&] { ++calls; });
+  EXPECT_EQ(calls, 1) << "no COMMIT under way: called at once";
+
+  view.commit_started();
+  Cents seen = -1;
+  view.when_settled([&] {
+    ++calls;
+    seen = view.find(1)->balance;
+  });
+  EXPECT_EQ(calls, 1) << "a COMMIT is under way";
+  view.publish({account_with_balance(1, 40)});
+  EXPECT_EQ(calls, 1) << "published, but not yet settled";
+  view.commits_settled();
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(seen, 40) << "called after the publish";
+
+  view.commits_settled();  // nothing under way: harmless, calls nothing again
+  EXPECT_EQ(calls, 2);
+  view.when_settled([&] { ++calls; });
+  EXPECT_EQ(calls, 3) << "every started COMMIT settled: called at once";
+
+  // A failed COMMIT settles without a publish.
+  view.commit_started();
+  view.when_settled([&] { ++calls; });
+  EXPECT_EQ(calls, 3);
+  view.commits_settled();
+  EXPECT_EQ(calls, 4);
+}
+
 // Writer::run from a coroutine, as the HTTP handlers use it. Ops are named before co_await
 // (GCC 12 caveat in writer.hpp).
 struct RunResults {
