@@ -1,8 +1,10 @@
 // The service's command line: --help lists every flag and its variable, bad configuration
 // stops the start, and --log-format json writes one JSON object per line.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <sstream>
+#include <string_view>
 
 #include "service_fixture.hpp"
 
@@ -58,6 +60,20 @@ TEST(CommandLineTest, HelpListsEveryFlagWithItsEnvironmentVariable) {
   }
   EXPECT_NE(result.output.find("PROVIDER_USERNAME"), std::string::npos);
   EXPECT_NE(result.output.find("PROVIDER_PASSWORD"), std::string::npos);
+  // Every test starts the service with each variable it reads unset, so that the environment
+  // of whoever runs the tests cannot change them.
+  const auto unset = test_support::service_environment_variables();
+  std::vector<std::string> read{"PROVIDER_USERNAME", "PROVIDER_PASSWORD"};
+  for (std::size_t at = result.output.find("(Env:"); at != std::string::npos;
+       at = result.output.find("(Env:", at + 1)) {
+    const auto begin = at + std::string_view("(Env:").size();
+    read.push_back(result.output.substr(begin, result.output.find(')', begin) - begin));
+  }
+  EXPECT_GE(read.size(), flags.size() + 2);
+  for (const auto& variable : read) {
+    EXPECT_NE(std::find(unset.begin(), unset.end(), variable), unset.end())
+        << variable << " is read by the service but not unset by the tests' harness";
+  }
   // The commands besides serving (verify_test.cpp runs it).
   EXPECT_NE(result.output.find("Subcommands:\n  verify "), std::string::npos) << result.output;
 }

@@ -108,6 +108,17 @@ using test_support::is_valid_utf8;
 
 const std::string kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
+// The oracle the excerpt tests rely on refuses what Unicode Table 3-7 refuses.
+TEST(ProviderExcerpt, TheTestsUtf8CheckRefusesIllFormedSequences) {
+  EXPECT_TRUE(is_valid_utf8(""));
+  EXPECT_TRUE(is_valid_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF"));
+  for (const std::string bad : {"\xC3", "\xE2\x82", "\xF0\x9F\x98", "\x80", "\xC0\xAF", "\xC1\xBF",
+                                "\xE0\x80\xAF", "\xF0\x80\x80\xAF", "\xED\xA0\x80",
+                                "\xF4\x90\x80\x80", "\xF5\x80\x80\x80", "\xFF", "ok\xC3("}) {
+    EXPECT_FALSE(is_valid_utf8(bad)) << ::testing::PrintToString(bad);
+  }
+}
+
 TEST(ProviderExcerpt, ShortValidBodyIsKeptWhole) {
   EXPECT_EQ(body_excerpt(""), "");
   EXPECT_EQ(body_excerpt(R"({"detail":"Invalid merchant."})"), R"({"detail":"Invalid merchant."})");

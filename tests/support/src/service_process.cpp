@@ -88,6 +88,8 @@ std::vector<std::string> service_environment_variables() {
           "PROVIDER_TIMEOUT_MS",
           "PROVIDER_RETRY_INITIAL_MS",
           "PROVIDER_RETRY_MAX_MS",
+          "PROVIDER_RESEND_MAX_PER_SECOND",
+          "IDEMPOTENCY_KEY_TTL_HOURS",
           "THREADS",
           "MAX_CONNECTIONS",
           "LOG_LEVEL",

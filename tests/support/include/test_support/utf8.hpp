@@ -6,8 +6,8 @@
 namespace test_support {
 
 // RFC 3629 well-formed UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF, no
-// truncated sequence. Written as a table of the ranges allowed after each lead byte (Unicode
-// Table 3-7), independently of the service's own code.
+// truncated sequence. Decided by Boost.JSON's string validation, independently of the service's
+// own code (as the fuzz targets' oracle, fuzz/fuzz_support.hpp).
 bool is_valid_utf8(std::string_view s);
 
 }  // namespace test_support
