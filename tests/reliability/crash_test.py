@@ -22,7 +22,6 @@ import random
 import signal
 import sys
 import time
-import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -31,24 +30,8 @@ import lifecycle  # noqa: E402
 from lifecycle import REPO  # noqa: E402
 
 from benchlib import http  # noqa: E402
-from benchlib.procs import Context, log  # noqa: E402
-from benchlib.targets import PG_CLUSTER, TARGETS, ServiceOptions, start_with_sim  # noqa: E402
+from benchlib.targets import PG_CLUSTER, ServiceOptions  # noqa: E402
 
-# What a real provider may do (tools/payment_provider_sim/README.md), all at once.
-SIM_FAULTS = [
-    "--fail-rate", "0.05",             # 503, not recorded: the service re-sends
-    "--drop-rate", "0.02",             # recorded, connection closed: outcome unknown (202)
-    "--reject-rate", "0.02",           # 400: the payment is rejected (502)
-    "--resend-conflict-rate", "0.3",   # 409 to a re-send of a recorded id
-    "--late-rate", "0.1",              # one more callback after the deadline (409 expected)
-    "--omit-status-rate", "0.1",       # callbacks without status
-    "--final-unsettled-rate", "0.1",   # ends failed or returned instead of posted
-    "--early-callback-rate", "0.2",    # the first callback races the 201
-    "--slow-ms", "5",                  # every answer of the provider a little late
-]
-# Re-sends after an unknown outcome come quickly, so 202s settle within the run.
-SERVICE_FLAGS = ("--provider-retry-initial-ms", "50", "--provider-retry-max-ms", "500")
-ACCOUNTS = 5
 # The longest a payment may wait for its answer while the database is away: 5 s to resolve a
 # commit whose connection was lost (kCommitResolveLimit in src/store/postgres) and 1 s of slack.
 OUTAGE_ANSWER_LIMIT_S = 6.0
@@ -59,7 +42,6 @@ OUTAGE_ANSWER_LIMIT_S = 6.0
 # it, the resolution of its outcome (up to 5 s): 30 s leave 6 s for that; a kill -9 of the service
 # costs it well under a second, so 15 s (3 s) suffice on SQLite and drain sooner.
 TIME_TO_SETTLE_S = {"sqlite": 15, "postgres": 30}
-SETTLE_GRACE_S = 2
 
 
 @dataclasses.dataclass
@@ -89,70 +71,31 @@ def schedule(seed: int, duration_s: float, kills: int, db_kills: int,
             for t, k in zip(times, kinds)]
 
 
-class Run:
+class Run(lifecycle.LoadRun):
     """One store's crash loop."""
 
+    name = "crash-test"
+
     def __init__(self, store: str, args, seed: int):
-        self.store = store
-        self.args = args
-        self.seed = seed
-        self.ctx = Context(REPO, Path(args.bin_dir), keep_tmp=args.keep_tmp)
-        self.target = TARGETS[store]
         self.time_to_settle = args.time_to_settle or TIME_TO_SETTLE_S[store]
-        self.options = ServiceOptions(time_to_settle_seconds=self.time_to_settle,
-                                      settle_grace_seconds=SETTLE_GRACE_S,
-                                      extra_args=SERVICE_FLAGS + tuple(args.service_arg))
+        super().__init__(store, args, seed, ServiceOptions(
+            time_to_settle_seconds=self.time_to_settle,
+            settle_grace_seconds=lifecycle.SETTLE_GRACE_S,
+            extra_args=lifecycle.SERVICE_FLAGS + tuple(args.service_arg)))
         self.kills_done = 0
         self.db_kills_done = 0
         self.restart_s: list[float] = []
         self.outages: list[dict] = []
         self.event_starts: list[float] = []  # monotonic
-        self.checks: list[dict] = []
-        self.started = time.monotonic()
-
-    def say(self, text: str) -> None:
-        elapsed = time.monotonic() - self.started
-        print(f"[crash-test {self.store} {elapsed:6.1f}s] {text}", flush=True)
-
-    def run(self) -> dict:
-        started = time.monotonic()
-        try:
-            self.target.prepare(self.ctx)
-            self._run()
-        except Exception as e:  # a run that could not finish is a failed run, with the reason
-            self.checks.append(lifecycle.check("the run finished", False,
-                                               f"{type(e).__name__}: {e}"))
-            self.say(f"FAILED: {e}\n{traceback.format_exc()}")
-        finally:
-            self.ctx.stop_all()
-            try:
-                self.target.after_scenario(self.ctx)
-            except Exception as e:
-                log(f"dropping the databases: {e}")
-            self.target.close()
-            self.ctx.close()
-        for c in self.checks:
-            self.say(f"{'ok  ' if c['ok'] else 'FAIL'} {c['what']}: {c['detail']}")
-        return self.summary(time.monotonic() - started)
 
     def _run(self) -> None:
         a = self.args
         events = schedule(self.seed, a.duration, a.kills, a.db_kills if self.store != "sqlite"
                           else 0, a.min_gap)
-        sim_args = {"seed": self.seed, "callbacks": (2, 5), "threads": 1,
-                    "extra": SIM_FAULTS + ["--record-callbacks", "--settle-grace-seconds",
-                                           str(SETTLE_GRACE_S)]}
-        self.sim, self.svc = start_with_sim(self.ctx, self.target, self.options, sim_args)
-        self.db = self.target.database(self.svc)
-        self.database_url = (f"sqlite:{self.svc.state}" if self.store == "sqlite"
-                             else self.svc.state)
-        accounts = [1]
-        while len(accounts) < ACCOUNTS:
-            accounts.append(http.post_json(self.svc.port, "/accounts",
-                                           expect=(201,))["account_id"])
+        accounts = self.start(["--record-callbacks"])
         self.say(f"seed {self.seed}; {a.duration:g} s of load at {a.rate:g} payments/s from "
                  f"{a.connections} connections over accounts {accounts}; time_to_settle "
-                 f"{self.time_to_settle} s; simulator {' '.join(SIM_FAULTS)}")
+                 f"{self.time_to_settle} s; simulator {' '.join(lifecycle.SIM_FAULTS)}")
         for n, e in enumerate(events, 1):
             what = ("kill -9 of the service" if e.kind == "kill"
                     else "database stopped (pg_ctl stop -m immediate)")

@@ -23,6 +23,7 @@ import random
 import subprocess
 import sys
 import time
+import traceback
 import typing
 import urllib.parse
 from pathlib import Path
@@ -32,7 +33,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from benchlib import checks, http  # noqa: E402
 from benchlib.checks import check  # noqa: E402
-from benchlib.procs import log  # noqa: E402
+from benchlib.procs import Context, log  # noqa: E402
+from benchlib.targets import TARGETS, ServiceOptions, start_with_sim  # noqa: E402
 
 # A real client's patience with one attempt; the service answers in milliseconds when it is up.
 REQUEST_TIMEOUT_S = 10.0
@@ -49,6 +51,24 @@ RETRIED = {409, 500, 503}
 # the provider (502 with the rejected payment).
 ACKNOWLEDGED = {201, 202}
 REJECTED = 502
+
+# What a real provider may do (tools/payment_provider_sim/README.md), all at once.
+SIM_FAULTS = [
+    "--fail-rate", "0.05",             # 503, not recorded: the service re-sends
+    "--drop-rate", "0.02",             # recorded, connection closed: outcome unknown (202)
+    "--reject-rate", "0.02",           # 400: the payment is rejected (502)
+    "--resend-conflict-rate", "0.3",   # 409 to a re-send of a recorded id
+    "--late-rate", "0.1",              # one more callback after the deadline (409 expected)
+    "--omit-status-rate", "0.1",       # callbacks without status
+    "--final-unsettled-rate", "0.1",   # ends failed or returned instead of posted
+    "--early-callback-rate", "0.2",    # the first callback races the 201
+    "--slow-ms", "5",                  # every answer of the provider a little late
+]
+# Re-sends after an unknown outcome come quickly, so 202s settle within the run.
+SERVICE_FLAGS = ("--provider-retry-initial-ms", "50", "--provider-retry-max-ms", "500")
+ACCOUNTS = 5
+# The simulator's grace for callbacks after the settle deadline, and the service's.
+SETTLE_GRACE_S = 2
 
 
 class AsyncConnection:
@@ -281,6 +301,71 @@ class PaymentLoad:
 
     def describe_answers(self) -> str:
         return ", ".join(f"{k}: {v:,}" for k, v in sorted(self.answers.items()))
+
+
+class LoadRun:
+    """One store's run of the lifecycle load against the service and the simulator, the part
+    the crash loop and the soak share: the processes' start (`start`), and `run`, which runs
+    the subclass's `_run`, turns an exception into a failed check, always stops every process
+    and drops the databases, prints the checks and returns the subclass's `summary`."""
+
+    name = ""
+
+    def __init__(self, store: str, args, seed: int, options: ServiceOptions):
+        self.store = store
+        self.args = args
+        self.seed = seed
+        self.options = options
+        self.ctx = Context(REPO, Path(args.bin_dir), keep_tmp=args.keep_tmp)
+        self.target = TARGETS[store]
+        self.checks: list[dict] = []
+        self.started = time.monotonic()
+
+    def say(self, text: str) -> None:
+        elapsed = time.monotonic() - self.started
+        print(f"[{self.name} {self.store} {elapsed:6.1f}s] {text}", flush=True)
+
+    def run(self) -> dict:
+        started = time.monotonic()
+        try:
+            self.target.prepare(self.ctx)
+            self._run()
+        except Exception as e:  # a run that could not finish is a failed run, with the reason
+            self.checks.append(check("the run finished", False, f"{type(e).__name__}: {e}"))
+            self.say(f"FAILED: {e}\n{traceback.format_exc()}")
+        finally:
+            self.ctx.stop_all()
+            try:
+                self.target.after_scenario(self.ctx)
+            except Exception as e:
+                log(f"dropping the databases: {e}")
+            self.target.close()
+            self.ctx.close()
+        for c in self.checks:
+            self.say(f"{'ok  ' if c['ok'] else 'FAIL'} {c['what']}: {c['detail']}")
+        return self.summary(time.monotonic() - started)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def summary(self, seconds: float) -> dict:
+        raise NotImplementedError
+
+    def start(self, sim_extra: list[str]) -> list[int]:
+        """Starts the simulator (every fault of SIM_FAULTS, and `sim_extra`) and the service,
+        opens accounts up to ACCOUNTS and returns their ids."""
+        sim_args = {"seed": self.seed, "callbacks": (2, 5), "threads": 1,
+                    "extra": SIM_FAULTS + ["--settle-grace-seconds", str(SETTLE_GRACE_S)]
+                    + sim_extra}
+        self.sim, self.svc = start_with_sim(self.ctx, self.target, self.options, sim_args)
+        self.db = self.target.database(self.svc)
+        self.database_url = (f"sqlite:{self.svc.state}" if self.store == "sqlite"
+                             else self.svc.state)
+        accounts = [1]
+        while len(accounts) < ACCOUNTS:
+            accounts.append(http.post_json(self.svc.port, "/accounts",
+                                           expect=(201,))["account_id"])
+        return accounts
 
 
 class Stored(typing.NamedTuple):

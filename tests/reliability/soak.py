@@ -19,18 +19,15 @@ import resource
 import statistics
 import sys
 import time
-import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import lifecycle  # noqa: E402
-from crash_test import ACCOUNTS, SERVICE_FLAGS, SETTLE_GRACE_S, SIM_FAULTS  # noqa: E402
 from lifecycle import REPO, check  # noqa: E402
 
-from benchlib import http  # noqa: E402
-from benchlib.procs import Context, log, machine_cpu  # noqa: E402
-from benchlib.targets import PG_CLUSTER, TARGETS, ServiceOptions, start_with_sim  # noqa: E402
+from benchlib.procs import machine_cpu  # noqa: E402
+from benchlib.targets import PG_CLUSTER, ServiceOptions  # noqa: E402
 
 # The full lifecycle's peak, payments/s end to end with 3 callbacks each (docs/benchmarks.md,
 # scenario 4, 100,000 payments, full run of 2026-12-02 on this 2-core machine).
@@ -39,63 +36,26 @@ PEAK_FROM_BENCHMARKS = {"sqlite": 2767, "postgres": 2513}
 EXPECTED = {"201", "202", "502"}
 
 
-class Soak:
+class Soak(lifecycle.LoadRun):
+    name = "soak"
+
     def __init__(self, store: str, args, seed: int):
-        self.store = store
-        self.args = args
-        self.seed = seed
-        self.ctx = Context(REPO, Path(args.bin_dir), keep_tmp=args.keep_tmp)
-        self.target = TARGETS[store]
-        self.options = ServiceOptions(time_to_settle_seconds=args.time_to_settle,
-                                      settle_grace_seconds=SETTLE_GRACE_S,
-                                      extra_args=SERVICE_FLAGS)
+        super().__init__(store, args, seed, ServiceOptions(
+            time_to_settle_seconds=args.time_to_settle,
+            settle_grace_seconds=lifecycle.SETTLE_GRACE_S,
+            extra_args=lifecycle.SERVICE_FLAGS))
         self.rate = args.rate or PEAK_FROM_BENCHMARKS[store] / 2
         self.samples: list[tuple[float, int, float]] = []  # (s since start, RSS KiB, machine %)
-        self.checks: list[dict] = []
-        self.started = time.monotonic()
-
-    def say(self, text: str) -> None:
-        elapsed = time.monotonic() - self.started
-        print(f"[soak {self.store} {elapsed:6.1f}s] {text}", flush=True)
-
-    def run(self) -> dict:
-        started = time.monotonic()
-        try:
-            self.target.prepare(self.ctx)
-            self._run()
-        except Exception as e:
-            self.checks.append(check("the run finished", False, f"{type(e).__name__}: {e}"))
-            self.say(f"FAILED: {e}\n{traceback.format_exc()}")
-        finally:
-            self.ctx.stop_all()
-            try:
-                self.target.after_scenario(self.ctx)
-            except Exception as e:
-                log(f"dropping the databases: {e}")
-            self.target.close()
-            self.ctx.close()
-        for c in self.checks:
-            self.say(f"{'ok  ' if c['ok'] else 'FAIL'} {c['what']}: {c['detail']}")
-        return self.summary(time.monotonic() - started)
 
     def _run(self) -> None:
         a = self.args
-        sim_args = {"seed": self.seed, "callbacks": (2, 5), "threads": 1,
-                    "extra": SIM_FAULTS + ["--settle-grace-seconds", str(SETTLE_GRACE_S)]
-                    + (["--record-callbacks"] if a.callback_history else [])}
-        self.sim, self.svc = start_with_sim(self.ctx, self.target, self.options, sim_args)
-        self.db = self.target.database(self.svc)
-        database_url = f"sqlite:{self.svc.state}" if self.store == "sqlite" else self.svc.state
-        accounts = [1]
-        while len(accounts) < ACCOUNTS:
-            accounts.append(http.post_json(self.svc.port, "/accounts",
-                                           expect=(201,))["account_id"])
+        accounts = self.start(["--record-callbacks"] if a.callback_history else [])
         source = ("--rate" if a.rate else
                   f"half the lifecycle peak in docs/benchmarks.md, "
                   f"{PEAK_FROM_BENCHMARKS[self.store]:,}/s")
         self.say(f"seed {self.seed}; {a.duration:g} s at {self.rate:,.0f} payments/s ({source}) "
                  f"from {a.connections} connections; RSS every {a.sample_every:g} s, warm-up "
-                 f"{a.warmup:g} s; simulator {' '.join(SIM_FAULTS)}")
+                 f"{a.warmup:g} s; simulator {' '.join(lifecycle.SIM_FAULTS)}")
         self.load = lifecycle.PaymentLoad(self.svc.port, accounts, self.rate, a.connections,
                                           self.seed, run_id=f"soak{self.seed}")
         asyncio.run(self._drive())
@@ -107,8 +67,8 @@ class Soak:
         self.say(f"quiescent after {waited:.1f} s; simulator counters {truth['counters']}")
         self.checks += self._soak_checks()
         self.checks += lifecycle.end_checks(self.load, self.svc.port, self.sim, self.db,
-                                            database_url, self.ctx.bin("payment_service"), truth,
-                                            a.replay_sample, self.seed,
+                                            self.database_url, self.ctx.bin("payment_service"),
+                                            truth, a.replay_sample, self.seed,
                                             callback_history=a.callback_history)
 
     async def _drive(self) -> None:
