@@ -16,6 +16,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/url/parse.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -28,41 +29,21 @@
 #include "fuzz_support.hpp"
 #include "http/allow_list.hpp"
 #include "provider/http_provider.hpp"
+#include "test_support/service_environment.hpp"
 
 namespace {
 
 using ps::fuzz::quoted;
 
-constexpr const char* kEnvironment[] = {"BIND",
-                                        "PORT",
-                                        "DATABASE_URL",
-                                        "DATABASE_DURABLE",
-                                        "DATABASE_INTEGRITY_CHECK",
-                                        "DATABASE_WAL_CHECKPOINT_PAGES",
-                                        "PROVIDER_URL",
-                                        "PROVIDER_USERNAME",
-                                        "PROVIDER_PASSWORD",
-                                        "TIME_TO_SETTLE_SECONDS",
-                                        "SETTLE_GRACE_SECONDS",
-                                        "CALLBACK_ALLOW_FROM",
-                                        "PROVIDER_CONNECT_TIMEOUT_MS",
-                                        "PROVIDER_TIMEOUT_MS",
-                                        "PROVIDER_RETRY_INITIAL_MS",
-                                        "PROVIDER_RETRY_MAX_MS",
-                                        "PROVIDER_RESEND_MAX_PER_SECOND",
-                                        "IDEMPOTENCY_KEY_TTL_HOURS",
-                                        "THREADS",
-                                        "MAX_CONNECTIONS",
-                                        "WRITE_QUEUE_CAPACITY",
-                                        "WRITE_BATCH_MAX",
-                                        "LOG_LEVEL",
-                                        "LOG_FORMAT"};
+// Every variable the service reads (the tests' list, checked against --help by CommandLineTest).
+const std::vector<std::string>& environment() {
+  static const auto names = test_support::service_environment_variables();
+  return names;
+}
 
 bool is_our_variable(std::string_view name) {
-  for (const char* v : kEnvironment) {
-    if (name == v) return true;
-  }
-  return false;
+  const auto& names = environment();
+  return std::find(names.begin(), names.end(), name) != names.end();
 }
 
 // CLI11's help and error messages and ours: not wanted 10,000 times a second.
@@ -200,7 +181,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   static NullBuffer null;
   std::cout.rdbuf(&null);
   std::cerr.rdbuf(&null);
-  for (const char* v : kEnvironment) unsetenv(v);
+  for (const auto& v : environment()) unsetenv(v.c_str());
   return 0;
 }
 

@@ -19,7 +19,11 @@
 #include <string_view>
 #include <vector>
 
+#include "test_support/utf8.hpp"
+
 namespace ps::fuzz {
+
+using test_support::is_valid_utf8;
 
 // A property the code under test must keep, checked in every build type (assert() is compiled
 // out by NDEBUG in some; this is not).
@@ -104,14 +108,6 @@ class ChunkedStream {
 };
 
 // --- reference oracles ---------------------------------------------------------------------------
-
-// Whether `s` is well-formed UTF-8, decided by Boost.JSON's string validation (the excerpt and the
-// merchant name code have their own).
-inline bool is_valid_utf8(std::string_view s) {
-  boost::json::error_code ec;
-  boost::json::parse(boost::json::serialize(boost::json::string(s)), ec);
-  return !ec;
-}
 
 // Containers nested in `v`: 0 for a scalar, 1 for [] or {}, 2 for [[]]...
 inline std::size_t depth_of(const boost::json::value& v) {

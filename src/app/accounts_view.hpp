@@ -78,6 +78,13 @@ class AccountsView {
     for (auto& done : ready) done();
   }
 
+  // Whether every commit started before this call has been published or has failed: no COMMIT
+  // is under way (the common case, which needs no waiting).
+  bool settled() const {
+    const auto started = started_.load(std::memory_order_acquire);
+    return settled_.load(std::memory_order_acquire) >= started;
+  }
+
   // Calls `done` (here, or later on the writer's thread) once every commit started before this
   // call has been published or has failed. At once when no COMMIT is under way.
   void when_settled(std::function<void()> done) {

@@ -65,9 +65,9 @@ asio::awaitable<std::optional<PaymentDetails>> Queries::find_payment(core::Movem
 
 // Called after a read of payments: the store may have shown a commit whose COMMIT had not
 // returned yet, so not yet in the accounts view. Waits (without a thread) until the view has
-// every commit started by now; at once when none is under way.
+// every commit started by now; when none is under way, returns without suspending.
 asio::awaitable<void> Queries::accounts_caught_up() {
-  if (accounts_ == nullptr) co_return;
+  if (accounts_ == nullptr || accounts_->settled()) co_return;
   auto wait = [this](auto done) { accounts_->when_settled([done] { done(nullptr, true); }); };
   co_await util::await_callback<bool>(std::move(wait));
 }

@@ -216,6 +216,7 @@ std::exception_ptr Writer::attempt(std::vector<Job>& batch, std::size_t first, s
   // Committed. From here on nothing may throw back into execute(): whatever fails now, these
   // jobs must not run again (that would be a second payment) and each is completed once.
   acknowledge(batch, first, count, touched, wrote);
+  view_.commits_settled();  // published (or in a file no read opens, if the path was swapped)
   return nullptr;
 }
 
@@ -229,7 +230,6 @@ void Writer::acknowledge(std::vector<Job>& batch, std::size_t first, std::size_t
     // the same file. The rescued copy will hold it; the log says so.
     const auto error = std::current_exception();
     unacknowledged_in_rescue_ += count;
-    view_.commits_settled();  // in a file no read opens either
     halt(store::StoreFault::lost, describe(error).message);
     for (std::size_t i = first; i < first + count; ++i) complete(batch[i], error);
     return;
@@ -252,7 +252,6 @@ void Writer::acknowledge(std::vector<Job>& batch, std::size_t first, std::size_t
     spdlog::default_logger()->flush();
     std::abort();
   }
-  view_.commits_settled();
   on_success(wrote);
   for (std::size_t i = first; i < first + count; ++i) complete(batch[i], nullptr);
 }

@@ -567,10 +567,12 @@ TEST(AccountsView, PublishReplacesOnlyTheChangedAccounts) {
 TEST(AccountsView, WhenSettledWaitsForEveryCommitStartedBeforeIt) {
   AccountsView view;
   int calls = 0;
+  EXPECT_TRUE(view.settled());
   view.when_settled([&] { ++calls; });
   EXPECT_EQ(calls, 1) << "no COMMIT under way: called at once";
 
   view.commit_started();
+  EXPECT_FALSE(view.settled());
   Cents seen = -1;
   view.when_settled([&] {
     ++calls;
@@ -580,6 +582,7 @@ TEST(AccountsView, WhenSettledWaitsForEveryCommitStartedBeforeIt) {
   view.publish({account_with_balance(1, 40)});
   EXPECT_EQ(calls, 1) << "published, but not yet settled";
   view.commits_settled();
+  EXPECT_TRUE(view.settled());
   EXPECT_EQ(calls, 2);
   EXPECT_EQ(seen, 40) << "called after the publish";
 

@@ -69,32 +69,6 @@ std::optional<std::string> verify_history_with(const std::filesystem::path& bina
          ": " + outcome.output;
 }
 
-std::vector<std::string> service_environment_variables() {
-  return {"PORT",
-          "BIND",
-          "DATABASE_URL",
-          "DATABASE_DURABLE",
-          "DATABASE_INTEGRITY_CHECK",
-          "DATABASE_WAL_CHECKPOINT_PAGES",
-          "WRITE_QUEUE_CAPACITY",
-          "WRITE_BATCH_MAX",
-          "PROVIDER_URL",
-          "PROVIDER_USERNAME",
-          "PROVIDER_PASSWORD",
-          "TIME_TO_SETTLE_SECONDS",
-          "SETTLE_GRACE_SECONDS",
-          "CALLBACK_ALLOW_FROM",
-          "PROVIDER_CONNECT_TIMEOUT_MS",
-          "PROVIDER_TIMEOUT_MS",
-          "PROVIDER_RETRY_INITIAL_MS",
-          "PROVIDER_RETRY_MAX_MS",
-          "PROVIDER_RESEND_MAX_PER_SECOND",
-          "IDEMPOTENCY_KEY_TTL_HOURS",
-          "THREADS",
-          "MAX_CONNECTIONS",
-          "LOG_LEVEL",
-          "LOG_FORMAT"};
-}
 namespace {
 
 using namespace std::chrono_literals;

@@ -11,11 +11,9 @@
 #include <utility>
 #include <vector>
 
-namespace test_support {
+#include "test_support/service_environment.hpp"
 
-// Every environment variable payment_service reads: tests unset them all, so whatever the
-// developer's shell exports cannot leak into the processes under test.
-std::vector<std::string> service_environment_variables();
+namespace test_support {
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it, close).
 std::uint16_t free_port();
