@@ -13,20 +13,20 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <utility>
 #include <vector>
 
+#include "app/account_map.hpp"
 #include "core/types.hpp"
 
 namespace ps::app {
 
 struct AccountsSnapshot {
   std::uint64_t version = 0;  // grows with every publish; lets readers cache renderings
-  std::map<core::AccountId, core::Account> accounts;
+  AccountMap accounts;
 };
 
 class AccountsView {
@@ -41,19 +41,19 @@ class AccountsView {
 
   std::optional<core::Account> find(core::AccountId id) const {
     const auto s = snapshot();
-    const auto it = s->accounts.find(id);
-    if (it == s->accounts.end()) return std::nullopt;
-    return it->second;
+    const auto* account = s->accounts.find(id);
+    if (account == nullptr) return std::nullopt;
+    return *account;
   }
 
-  // Only the writer publishes, so a copy-then-swap needs no lock against other publishers.
-  // Copying the map is O(accounts) per commit: fine for the few accounts this product has; a
-  // persistent map would be the next step if accounts grew into the hundreds of thousands.
+  // Only the writer publishes, so a copy-then-swap needs no lock against other publishers. The
+  // copy shares every account the commit did not change (AccountMap): its cost depends on what
+  // the commit changed, not on how many accounts there are.
   void publish(const std::vector<core::Account>& changed) {
     if (changed.empty()) return;
-    auto next = std::make_shared<AccountsSnapshot>(*current_.load());
-    next->version += 1;
-    for (const auto& a : changed) next->accounts[a.account_id] = a;
+    const auto current = current_.load();
+    auto next = std::make_shared<AccountsSnapshot>(AccountsSnapshot{
+        .version = current->version + 1, .accounts = current->accounts.with(changed)});
     const auto version = next->version;
     current_.store(std::move(next));
     version_.store(version, std::memory_order_release);  // after the snapshot it announces

@@ -30,7 +30,10 @@ const Api::AccountsRendering& Api::accounts_rendering() {
     const auto snapshot = ctx_.accounts->snapshot();
     json::array list;
     list.reserve(snapshot->accounts.size());
-    for (const auto& [id, a] : snapshot->accounts) list.push_back(account_json(a));
+    snapshot->accounts.for_each_from(0, [&](const core::Account& a) {
+      list.push_back(account_json(a));
+      return true;
+    });
     cache.body = json::serialize(list);
     std::ostringstream wire;
     wire << make_response(status::ok, 11, true, cache.body, kJson);  // Beast's own serializer

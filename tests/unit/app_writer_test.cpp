@@ -559,7 +559,7 @@ TEST(AccountsView, PublishReplacesOnlyTheChangedAccounts) {
   EXPECT_FALSE(view.find(3).has_value());
   // An older snapshot is immutable.
   EXPECT_EQ(old->version, 1u);
-  EXPECT_EQ(old->accounts.at(2).balance, 7);
+  EXPECT_EQ(old->accounts.find(2)->balance, 7);
 }
 
 // A reader of the store that may have seen a commit waits until the view has it (the writer
