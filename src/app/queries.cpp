@@ -124,6 +124,7 @@ void Queries::start_accounts_read() {
   }
   auto op = [queries](store::Store& s) {
     std::vector<SharedPage> pages;
+    pages.reserve(queries.size());
     for (const auto& q : queries) {
       pages.push_back(std::make_shared<const AccountPage>(
           account_page(s.list_accounts(q.after, std::int64_t{q.limit} + 1), q)));
