@@ -182,8 +182,19 @@ int run(const config::Config& cfg) {
                                         .batch_max = cfg.write_batch_max});
   writer.run_now([&](store::Store& s, core::TimeMs now, app::Touched& touched) {
     ledger.bootstrap(s, now, touched);
-    touched = s.all_accounts();  // publish every account to the read side
   });
+  if (accounts_in_memory) {
+    // Every account to the read side, a page at a time: never a list of them all in memory.
+    writer.run_now([&](store::Store& s, core::TimeMs /*now*/, app::Touched& /*touched*/) {
+      constexpr std::int64_t kPage = 10'000;
+      for (core::AccountId after = 0;;) {
+        const auto page = s.list_accounts(after, kPage);
+        if (page.empty()) break;
+        accounts.publish(page);
+        after = page.back().account_id;
+      }
+    });
+  }
   writer.start();
 
   app::Readers readers(cfg.database_url, kReaderThreads);
