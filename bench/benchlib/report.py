@@ -604,6 +604,10 @@ def render(results: dict, png_name: str | None, analysis: str | None,
             "scripts/bench --quick    # smoke run: short durations, small data; writes "
             "bench/results/ only",
             "scripts/bench --only accounts,callbacks --repeat 5   # a subset, more repeats",
+            "scripts/bench --only scale --docs      # scenario 7 alone (1 to 1,000,000 accounts, "
+            "sqlite and postgres):",
+            "                         # replaces only its section of this page and "
+            "benchmarks-scale.png",
             "bench/run.py --report-only bench/results/<id>.json  # re-render this page from "
             "a results file",
             "```", "", f"This run: `{results['command']}`", ""]
