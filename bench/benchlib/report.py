@@ -858,7 +858,7 @@ def scale_tables(s: dict) -> list[str]:
         seed = f"{v['seed_s']:.1f} s" + (f" ({v['seed_per_s']:,}/s)" if v.get("seed_per_s")
                                           else "")
         if v.get("vacuum_analyze_s") is not None:
-            seed += f" + VACUUM ANALYZE {v['vacuum_analyze_s']:.1f} s"
+            seed += f" + VACUUM ANALYZE, CHECKPOINT {v['vacuum_analyze_s']:.1f} s"
         g = v["get_accounts"]
         out.append(
             f"| {n:,} | {seed} | {v['startup_ms']:,.0f} | {_ms(v['open_one_ms']['p50'])} / "

@@ -703,7 +703,8 @@ class Scale(Scenario):
             "for each number of accounts (" + ", ".join(f"{n:,}" for n in sizes) + "): a fresh "
             f"database filled by `seed_accounts --per-transaction {cfg.scale_seed_per_transaction}`"
             " (the service's ledger and writer; on PostgreSQL then `VACUUM ANALYZE`, the state "
-            "autovacuum reaches), the service and the simulator (201 at once, no callbacks) "
+            "autovacuum reaches, and `CHECKPOINT`; each size's database is dropped after it), "
+            "the service and the simulator (201 at once, no callbacks) "
             "started on it; RSS 1 s after start; `GET /accounts` one request after the other "
             "on a keep-alive connection (the first one after start separately; up to "
             f"{cfg.scale_get_requests} requests or {cfg.scale_get_max_s:g} s); "
@@ -722,6 +723,9 @@ class Scale(Scenario):
         variants, summary, facts, discarded, result_checks = {}, {}, {"sizes": sizes}, [], []
         for n in sizes:
             res = self.one_size(b, n, discarded)
+            # PostgreSQL: drop this size's database and checkpoint, so that the next size does
+            # not pay for this one's dirty pages.
+            b.target.after_scenario(ctx)
             variants[f"callbacks, {_label(n)}"] = res.pop("callback_runs")
             variants[f"POST /accounts, {_label(n)}"] = res.pop("open_runs")
             result_checks += [dict(c, what=f"{_label(n)}: {c['what']}")
@@ -765,6 +769,7 @@ class Scale(Scenario):
         if isinstance(target, PostgresTarget):
             t0 = time.monotonic()
             PG_CLUSTER.query(url, "VACUUM ANALYZE")
+            PG_CLUSTER.query(url, "CHECKPOINT")  # the seeding's pages written before measuring
             out["vacuum_analyze_s"] = round(time.monotonic() - t0, 2)
         db = target.database_for_state(state)
         count, max_id = db.query("SELECT COUNT(*), MAX(account_id) FROM accounts")[0]
