@@ -800,8 +800,10 @@ def scale_chart(results: dict, png: Path, work: Path) -> bool:
         base = _size(s, s["facts"]["sizes"][0])["callbacks"]["rps"]
         plots.append(f"'{data}' using 1:{i + 2} with linespoints lw 2 pt 7 ps 1.2 "
                      f"lc rgb \"{colours[i]}\" title \"{t}\"")
+        # Values above the first target's points, below the second's: they may be close.
         plots.append(f"'{data}' using 1:{i + 2}:(sprintf(\"%.0f\", ${i + 2})) with labels "
-                     "offset 0,1 font \"sans,8\" notitle")
+                     f"offset 0,{1 if i % 2 == 0 else -1} font \"sans,8\" "
+                     f"tc rgb \"{colours[i]}\" notitle")
         plots.append(f"{0.8 * base:.1f} with lines dt 2 lw 1 lc rgb \"{colours[i]}\" "
                      f"title \"{t}: 0.8 x {_accounts(s['facts']['sizes'][0])}\"")
     xtics = ", ".join(f'"{n:,}" {n}' for n in sizes)
