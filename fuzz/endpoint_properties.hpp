@@ -167,7 +167,7 @@ inline void check_callback_body(std::string_view body) {
   }
 }
 
-// --- GET /payments, ids, recalculate -------------------------------------------------------------
+// --- GET /payments, GET /accounts, ids, recalculate ---------------------------------------------
 
 inline void check_payment_query(boost::urls::params_view query) {
   const auto parsed = http::parse_payment_query(query);
@@ -189,6 +189,22 @@ inline void check_payment_query(boost::urls::params_view query) {
   PS_FUZZ_CHECK(back != nullptr && back->account_id == q->account_id && back->status == q->status &&
                     back->limit == q->limit && back->before_id == q->before_id,
                 "round trip of " + quoted(u.buffer()));
+}
+
+// GET /accounts and recalculate's answer: a page, whose Link names it again exactly.
+inline void check_account_query(boost::urls::params_view query) {
+  const auto parsed = http::parse_account_query(query);
+  const auto* q = std::get_if<app::AccountQuery>(&parsed);
+  if (q == nullptr) return;
+  PS_FUZZ_CHECK(q->limit >= 1 && q->limit <= 1000, "limit " + std::to_string(q->limit));
+  PS_FUZZ_CHECK(q->after == 0 || is_id(q->after), "cursor " + std::to_string(q->after));
+
+  boost::urls::url u("/accounts");
+  u.params().append({"limit", std::to_string(q->limit)});
+  if (q->after != 0) u.params().append({"cursor", std::to_string(q->after)});
+  const auto reparsed = http::parse_account_query(u.params());
+  const auto* back = std::get_if<app::AccountQuery>(&reparsed);
+  PS_FUZZ_CHECK(back != nullptr && *back == *q, "round trip of " + quoted(u.buffer()));
 }
 
 template <class Id>
@@ -244,11 +260,14 @@ inline void check_request(const http::Request& req) {
     }
     case http::Endpoint::recalculate:
       check_delinquency_window(m.query, req.body());
+      check_account_query(m.query);
+      break;
+    case http::Endpoint::accounts_list:
+      check_account_query(m.query);
       break;
     case http::Endpoint::callback:
       check_callback_body(req.body());
       break;
-    case http::Endpoint::accounts_list:
     case http::Endpoint::accounts_create:
     case http::Endpoint::healthz:
     case http::Endpoint::readyz:

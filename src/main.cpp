@@ -182,7 +182,7 @@ int run(const config::Config& cfg) {
                                         .batch_max = cfg.write_batch_max});
   writer.run_now([&](store::Store& s, core::TimeMs now, app::Touched& touched) {
     ledger.bootstrap(s, now, touched);
-    touched = s.list_accounts();  // publish every account to the read side
+    touched = s.all_accounts();  // publish every account to the read side
   });
   writer.start();
 
@@ -205,7 +205,7 @@ int run(const config::Config& cfg) {
   app::Housekeeping housekeeping(writer, ledger, workers.front()->ioc.get_executor(),
                                  app::HousekeepingPolicy{});
   // What the HTTP layer sees of app/: its use cases, the accounts snapshot and its health.
-  app::Commands commands(writer, ledger, clock);
+  app::Commands commands(writer, readers, ledger, clock);
   app::Queries queries(readers, accounts_in_memory ? &accounts : nullptr);
   const app::Health health(writer, provider_stats, *resender);
   http::ApiContext context{commands, queries, accounts_in_memory ? &accounts : nullptr,

@@ -37,6 +37,20 @@ def get_json(port: int, path: str, timeout: float = 60.0):
     return json.loads(data)
 
 
+def get_all_accounts(port: int, timeout: float = 60.0) -> list:
+    """Every account: GET /accounts, then each page its `Link: <...>; rel="next"` names."""
+    accounts: list = []
+    path: str | None = "/accounts?limit=1000"
+    while path:
+        status, headers, data = request(port, "GET", path, timeout=timeout)
+        if status != 200:
+            raise HttpError(f"GET :{port}{path} answered {status}: {data[:200]!r}")
+        accounts.extend(json.loads(data))
+        link = headers.get("link", "")
+        path = link[1:link.index(">")] if link.startswith("<") and 'rel="next"' in link else None
+    return accounts
+
+
 def post_json(port: int, path: str, payload=None, expect=(200, 201)):
     body = json.dumps(payload) if payload is not None else None
     status, _, data = request(port, "POST", path, body=body)

@@ -89,7 +89,7 @@ def _cpu_watch(**procs) -> dict:
 
 def _open_accounts(port: int, n: int) -> list[int]:
     """Accounts 1..n (the service creates account 1 itself)."""
-    existing = http.get_json(port, "/accounts")
+    existing = http.get_all_accounts(port)
     ids = [a["account_id"] for a in existing]
     while len(ids) < n:
         ids.append(http.post_json(port, "/accounts", expect=(201,))["account_id"])
@@ -254,7 +254,7 @@ class Callbacks(Scenario):
         metrics = svc.metrics()
         applied = _metric(metrics, "payment_service_callbacks_applied_total")
         answered = sum(int(r["status_counts"].get("201", 0)) for r in runs + [warm] + discarded)
-        api_accounts = http.get_json(svc.port, "/accounts")
+        api_accounts = http.get_all_accounts(svc.port)
         out = [
             seed_check(made),
             checks.check("every created payment has an id", len(_read_ids(ids))
@@ -396,7 +396,7 @@ class Payments(Scenario):
                                          accounts=accounts, seed=1 + i), "loadgen",
             memory=svc.memory_kb), discarded)
         truth = sim.truth()
-        api_accounts = http.get_json(svc.port, "/accounts")
+        api_accounts = http.get_all_accounts(svc.port)
         created = sum(int(r["status_counts"].get("201", 0)) for r in runs + [warm] + discarded)
         result_checks = [
             checks.all_2xx(runs + [warm], "payments"),
@@ -534,7 +534,7 @@ class Lifecycle(Scenario):
                                    f"deadline; counters {truth['counters']}")
             time.sleep(0.01)
         total = t_end - t0
-        api_accounts = http.get_json(svc.port, "/accounts")
+        api_accounts = http.get_all_accounts(svc.port)
         c = truth["counters"]
         r.update({
             "payments": count,
@@ -615,7 +615,7 @@ class Memory(Scenario):
         facts["load"] = {"GET /payments?limit=100": _brief(reads),
                          "GET /payments?account_id=N&limit=100": _brief(reads_account),
                          "callbacks": _brief(cbs)}
-        api_accounts = http.get_json(svc.port, "/accounts")
+        api_accounts = http.get_all_accounts(svc.port)
         result_checks = [
             checks.all_2xx([fill], "fill"),
             checks.check("every filled payment has an id", len(_read_ids(ids)) == m,

@@ -91,7 +91,13 @@ class ReservedIds final : public store::Store {
   std::optional<core::Account> find_account(core::AccountId id) override {
     return inner_->find_account(id);
   }
-  std::vector<core::Account> list_accounts() override { return inner_->list_accounts(); }
+  std::vector<core::Account> list_accounts(core::AccountId after, std::int64_t limit) override {
+    return inner_->list_accounts(after, limit);
+  }
+  std::vector<core::AccountId> delinquency_candidates(core::AccountId after,
+                                                      std::int64_t limit) override {
+    return inner_->delinquency_candidates(after, limit);
+  }
   core::AccountId max_account_id() override { return inner_->max_account_id(); }
   core::AccountId next_account_id() override {
     if (reserved.empty()) return inner_->next_account_id();

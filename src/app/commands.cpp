@@ -5,6 +5,7 @@
 #include "app/errors.hpp"
 #include "app/ledger.hpp"
 #include "app/payments.hpp"
+#include "app/readers.hpp"
 #include "app/writer.hpp"
 #include "core/clock.hpp"
 #include "store/store.hpp"
@@ -41,20 +42,33 @@ asio::awaitable<core::Account> Commands::open_account() {
   co_return account;
 }
 
-asio::awaitable<std::vector<core::Account>> Commands::recalculate(std::int64_t window_seconds) {
+// Only the accounts whose status may change (store::Store::delinquency_candidates: negative, or
+// delinquent), chosen on a reader and judged again by the writer, in chunks that are writes of
+// their own among the others: no write waits behind more than one chunk, whatever the number of
+// accounts (docs/decisions.md). An account that turns negative after its chunk was chosen is
+// judged as it was then (current): the answer is as of a moment during the request.
+asio::awaitable<void> Commands::recalculate(std::int64_t window_seconds) {
   auto& ledger = ledger_;
-  auto recalc = [&ledger, window_seconds](store::Store& s, core::TimeMs now, Touched& touched) {
-    return ledger.recalculate(s, window_seconds, now, touched);
-  };
-  std::vector<core::Account> accounts;
-  auto locks = locks_for_recalculate();
+  core::AccountId after = 0;
   try {
-    accounts =
-        co_await writer_.run<std::vector<core::Account>>(std::move(recalc), std::move(locks));
+    // At least one write, even with no candidate: a recalculate answers as of a write, and
+    // fails as writes do (a stopped writer, an unreachable database).
+    for (;;) {
+      auto choose = [after](store::Store& s) {
+        return s.delinquency_candidates(after, static_cast<std::int64_t>(kRecalculateChunk));
+      };
+      const auto chunk = co_await readers_.run<std::vector<core::AccountId>>(std::move(choose));
+      auto judge = [&ledger, &chunk, window_seconds](store::Store& s, core::TimeMs now,
+                                                     Touched& touched) {
+        return ledger.recalculate(s, window_seconds, chunk, now, touched);
+      };
+      co_await writer_.run<std::size_t>(std::move(judge), locks_for_recalculate(chunk));
+      if (chunk.size() < kRecalculateChunk) break;
+      after = chunk.back();
+    }
   } catch (const store::StoreError& e) {
     throw Unavailable(e.what());
   }
-  co_return accounts;
 }
 
 asio::awaitable<Outcome<core::Payment>> Commands::apply_callback(core::MovementId id,

@@ -21,13 +21,18 @@ namespace ps::app {
 
 class Ledger;
 class PaymentFlow;
+class Readers;
 class Writer;
+
+// PATCH /accounts/recalculate judges at most this many accounts per write.
+inline constexpr std::size_t kRecalculateChunk = 1000;
 
 class Commands {
  public:
-  // `clock`: the service's time, as the writer uses it.
-  Commands(Writer& writer, Ledger& ledger, const core::Clock& clock)
-      : writer_(writer), ledger_(ledger), clock_(clock) {}
+  // `clock`: the service's time, as the writer uses it. `readers`: for the reads that choose
+  // what a write will change (recalculate).
+  Commands(Writer& writer, Readers& readers, Ledger& ledger, const core::Clock& clock)
+      : writer_(writer), readers_(readers), ledger_(ledger), clock_(clock) {}
 
   // POST /payments on the calling I/O thread's flow (one PaymentFlow per I/O thread): records
   // the payment, sends it to the provider and records the verdict (app/payments.hpp).
@@ -38,8 +43,9 @@ class Commands {
   // POST /accounts.
   boost::asio::awaitable<core::Account> open_account();
 
-  // PATCH /accounts/recalculate: every account's delinquency over a window of `window_seconds`.
-  boost::asio::awaitable<std::vector<core::Account>> recalculate(std::int64_t window_seconds);
+  // PATCH /accounts/recalculate: every account's delinquency over a window of `window_seconds`,
+  // in chunks of at most kRecalculateChunk accounts.
+  boost::asio::awaitable<void> recalculate(std::int64_t window_seconds);
 
   // POST /money_movement_request_callback. The callback arrived now (its request has been
   // read): lateness is judged by this time, not by when the writer gets to it.
@@ -48,6 +54,7 @@ class Commands {
 
  private:
   Writer& writer_;
+  Readers& readers_;
   Ledger& ledger_;
   const core::Clock& clock_;
 };

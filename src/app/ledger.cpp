@@ -65,9 +65,9 @@ store::LockSet locks_for_payment(MovementId id) {
   return locks;
 }
 
-store::LockSet locks_for_recalculate() {
+store::LockSet locks_for_recalculate(const std::vector<AccountId>& accounts) {
   store::LockSet locks;
-  locks.all_accounts = true;
+  locks.accounts = accounts;
   return locks;
 }
 
@@ -263,18 +263,24 @@ Outcome<Payment> Ledger::apply_callback(store::Store& s, MovementId id,
   return next;
 }
 
-std::vector<Account> Ledger::recalculate(store::Store& s, std::int64_t window_seconds, TimeMs now,
-                                         Touched& touched) {
-  std::vector<Account> accounts = s.list_accounts();
-  for (Account& account : accounts) {
-    const auto status = core::delinquency_status(account, window_seconds, now);
-    if (status == account.status) continue;
-    account.status = status;
-    s.update_account(account);
-    s.append_event(account_event(ek::kAccountStatus, account, now));
-    touched.push_back(account);
+std::size_t Ledger::recalculate(store::Store& s, std::int64_t window_seconds,
+                                const std::vector<AccountId>& accounts, TimeMs now,
+                                Touched& touched) {
+  std::size_t changed = 0;
+  // Read again: on a shared database these are the rows the batch locked
+  // (locks_for_recalculate), as they are now, whatever they were when chosen.
+  for (const AccountId id : accounts) {
+    auto account = s.find_account(id);
+    if (!account) continue;
+    const auto status = core::delinquency_status(*account, window_seconds, now);
+    if (status == account->status) continue;
+    account->status = status;
+    s.update_account(*account);
+    s.append_event(account_event(ek::kAccountStatus, *account, now));
+    touched.push_back(*account);
+    ++changed;
   }
-  return accounts;
+  return changed;
 }
 
 }  // namespace ps::app

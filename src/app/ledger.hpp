@@ -54,7 +54,8 @@ struct ResendClaim {
 // on a shared database the lock is what serializes instances).
 store::LockSet locks_for_new_payment(const NewPayment& request);
 store::LockSet locks_for_payment(MovementId id);  // a verdict, a re-send, a callback
-store::LockSet locks_for_recalculate();
+// Recalculate, one chunk: these accounts.
+store::LockSet locks_for_recalculate(const std::vector<AccountId>& accounts);
 
 class Ledger {
  public:
@@ -104,8 +105,10 @@ class Ledger {
   Outcome<Payment> apply_callback(store::Store& s, MovementId id, const core::CallbackInput& cb,
                                   TimeMs arrived_at, TimeMs now, Touched& touched);
 
-  std::vector<Account> recalculate(store::Store& s, std::int64_t window_seconds, TimeMs now,
-                                   Touched& touched);
+  // One chunk of PATCH /accounts/recalculate: these accounts (store::Store::
+  // delinquency_candidates), each judged at `now` as it is now. Returns how many changed status.
+  std::size_t recalculate(store::Store& s, std::int64_t window_seconds,
+                          const std::vector<AccountId>& accounts, TimeMs now, Touched& touched);
 
  private:
   Account insert_new_account(store::Store& s, AccountId id, TimeMs now, Touched& touched);

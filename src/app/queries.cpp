@@ -1,6 +1,8 @@
 #include "app/queries.hpp"
 
+#include <algorithm>
 #include <cassert>
+#include <cstdint>
 #include <utility>
 
 #include "app/accounts_view.hpp"
@@ -77,41 +79,69 @@ Queries::~Queries() {
   assert(!accounts_reading_);
 }
 
-asio::awaitable<Queries::SharedAccounts> Queries::list_accounts() {
-  SharedAccounts accounts;
+AccountPage account_page(std::vector<core::Account> read, const AccountQuery& query) {
+  AccountPage page{.accounts = std::move(read), .next_cursor = std::nullopt};
+  const auto limit = static_cast<std::size_t>(query.limit);
+  if (page.accounts.size() > limit) {
+    page.accounts.resize(limit);
+    page.next_cursor = page.accounts.back().account_id;
+  }
+  return page;
+}
+
+asio::awaitable<Queries::SharedPage> Queries::list_accounts(const AccountQuery& query) {
+  SharedPage page;
   try {
-    auto wait = [this](auto done) {
+    auto wait = [this, &query](auto done) {
       bool start = false;
       {
         const std::lock_guard lock(accounts_mutex_);
-        accounts_waiting_.push_back(std::move(done));
+        accounts_waiting_.push_back(AccountsWaiter{query, std::move(done)});
         start = !std::exchange(accounts_reading_, true);
       }
       if (start) start_accounts_read();
     };
-    accounts = co_await util::await_callback<SharedAccounts>(std::move(wait));
+    page = co_await util::await_callback<SharedPage>(std::move(wait));
   } catch (const store::StoreError& e) {
     throw Unavailable(e.what());
   }
-  co_return accounts;
+  co_return page;
 }
 
-// Takes the waiting callers and reads for them; when the read is done, starts the next one for
-// the callers that arrived meanwhile, if any.
+// Takes the waiting callers and reads for them, once per distinct page; when the reads are done,
+// starts the next round for the callers that arrived meanwhile, if any.
 void Queries::start_accounts_read() {
-  std::vector<AccountsWaiter> round;
+  auto round = std::make_shared<std::vector<AccountsWaiter>>();
   {
     const std::lock_guard lock(accounts_mutex_);
-    round.swap(accounts_waiting_);
+    round->swap(accounts_waiting_);
   }
-  auto op = [](store::Store& s) { return s.list_accounts(); };
-  readers_.submit<std::vector<core::Account>>(
-      std::move(op), [this, round = std::move(round)](const std::exception_ptr& error,
-                                                      std::vector<core::Account> accounts) {
-        SharedAccounts shared;
-        if (!error)
-          shared = std::make_shared<const std::vector<core::Account>>(std::move(accounts));
-        for (const auto& waiter : round) waiter(error, shared);
+  std::vector<AccountQuery> queries;
+  for (const auto& waiter : *round) {
+    if (std::find(queries.begin(), queries.end(), waiter.query) == queries.end()) {
+      queries.push_back(waiter.query);
+    }
+  }
+  auto op = [queries](store::Store& s) {
+    std::vector<SharedPage> pages;
+    pages.reserve(queries.size());
+    for (const auto& q : queries) {
+      pages.push_back(std::make_shared<const AccountPage>(
+          account_page(s.list_accounts(q.after, std::int64_t{q.limit} + 1), q)));
+    }
+    return pages;
+  };
+  readers_.submit<std::vector<SharedPage>>(
+      std::move(op), [this, round, queries](const std::exception_ptr& error,
+                                            const std::vector<SharedPage>& pages) {
+        for (const auto& waiter : *round) {
+          SharedPage page;
+          if (!error) {
+            const auto at = std::find(queries.begin(), queries.end(), waiter.query);
+            page = pages[static_cast<std::size_t>(at - queries.begin())];
+          }
+          waiter.done(error, page);
+        }
         bool again = false;
         {
           const std::lock_guard lock(accounts_mutex_);

@@ -34,6 +34,23 @@ struct PaymentPage {
   std::optional<core::MovementId> next_cursor;
 };
 
+// GET /accounts: the accounts with an id above `after` (the cursor), in id order, at most `limit`.
+struct AccountQuery {
+  core::AccountId after = 0;
+  int limit = 100;
+  bool operator==(const AccountQuery&) const = default;
+};
+
+struct AccountPage {
+  std::vector<core::Account> accounts;
+  // The cursor of the next page: set when more accounts follow this page.
+  std::optional<core::AccountId> next_cursor;
+};
+
+// The page of `query` from the accounts that follow its cursor, in id order: `read` holds at
+// least limit + 1 of them when more follow the page (read one more than the page to know).
+AccountPage account_page(std::vector<core::Account> read, const AccountQuery& query);
+
 // One callback received for a payment, applied or late.
 struct CallbackView {
   core::TimeMs received_at = 0;
@@ -60,13 +77,14 @@ class Queries {
   boost::asio::awaitable<PaymentPage> list_payments(const PaymentQuery& query);
   // Empty when no payment has this id.
   boost::asio::awaitable<std::optional<PaymentDetails>> find_payment(core::MovementId id);
-  // Every account, by id, as read after the call: for a shared store (SPEC 8, read-your-writes
+  // A page of accounts as read after the call: for a shared store (SPEC 8, read-your-writes
   // across instances), where the in-memory AccountsView sees only this instance's commits.
   // Callers share reads: one that arrives while a read is under way waits for the next read,
-  // which starts after it arrived, and that read answers every caller waiting for it (one query
-  // per round trip of the database under load, instead of one per request).
-  using SharedAccounts = std::shared_ptr<const std::vector<core::Account>>;
-  boost::asio::awaitable<SharedAccounts> list_accounts();
+  // which starts after it arrived, and that read answers every caller waiting for it, one query
+  // per distinct page asked (under load, one query per round trip of the database for the
+  // common first page, instead of one per request).
+  using SharedPage = std::shared_ptr<const AccountPage>;
+  boost::asio::awaitable<SharedPage> list_accounts(const AccountQuery& query);
   // Empty when no account has this id.
   boost::asio::awaitable<std::optional<core::Account>> find_account(core::AccountId id);
   // Proves the store answers reads; throws Unavailable (or what opening a connection threw)
@@ -74,8 +92,11 @@ class Queries {
   boost::asio::awaitable<void> ping();
 
  private:
-  // Called on the read's completion: with the accounts, or the error of the read.
-  using AccountsWaiter = std::function<void(std::exception_ptr, SharedAccounts)>;
+  // Called on the read's completion: with its page, or the error of the read.
+  struct AccountsWaiter {
+    AccountQuery query;
+    std::function<void(std::exception_ptr, SharedPage)> done;
+  };
   void start_accounts_read();
   boost::asio::awaitable<void> accounts_caught_up();
 

@@ -61,15 +61,19 @@ class Api {
   std::shared_ptr<const std::string> prerendered(const Request& req, bool draining);
 
  private:
-  // GET /accounts of the current snapshot: the JSON body, and the whole HTTP/1.1 keep-alive
-  // answer for `prerendered`.
+  // GET /accounts (its first page, the default) of the current snapshot: the JSON body, the
+  // cursor of the next page, and the whole HTTP/1.1 keep-alive answer for `prerendered`.
   struct AccountsRendering {
     const Api* owner = nullptr;
     std::uint64_t version = 0;
     std::string body;
+    std::optional<core::AccountId> next_cursor;
     std::shared_ptr<const std::string> wire;
   };
   const AccountsRendering& accounts_rendering();
+  // The page of accounts `query` asks for, as read now (GET /accounts, and recalculate's answer).
+  boost::asio::awaitable<Response> accounts_page(const Request& req,
+                                                 const app::AccountQuery& query);
 
   boost::asio::awaitable<Response> route(const Request& req, const boost::asio::ip::address& peer,
                                          Route& route);
@@ -78,7 +82,8 @@ class Api {
   boost::asio::awaitable<Response> list_payments(const Request& req,
                                                  boost::urls::params_view query);
   boost::asio::awaitable<Response> get_payment(const Request& req, std::string_view id);
-  boost::asio::awaitable<Response> list_accounts(const Request& req);
+  boost::asio::awaitable<Response> list_accounts(const Request& req,
+                                                 boost::urls::params_view query);
   boost::asio::awaitable<Response> open_account(const Request& req);
   boost::asio::awaitable<Response> get_account(const Request& req, std::string_view id);
   boost::asio::awaitable<Response> recalculate(const Request& req, boost::urls::params_view query);

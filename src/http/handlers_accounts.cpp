@@ -1,5 +1,5 @@
-// GET /accounts (also prerendered), POST /accounts, GET /accounts/{id}, PATCH (or POST)
-// /accounts/recalculate.
+// GET /accounts (its first page also prerendered), POST /accounts, GET /accounts/{id}, PATCH (or
+// POST) /accounts/recalculate.
 #include "http/api.hpp"
 
 #include <boost/beast/http/write.hpp>
@@ -9,6 +9,8 @@
 #include <chrono>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "http/codec.hpp"
 #include "http/requests.hpp"
@@ -21,22 +23,57 @@ namespace bhttp = beast::http;
 namespace json = boost::json;
 using bhttp::status;
 
+namespace {
+
+constexpr app::AccountQuery kFirstPage{.after = 0, .limit = static_cast<int>(kDefaultPageSize)};
+
+// The page of `query` from a snapshot: reads one account more than the page, to know whether
+// more follow.
+app::AccountPage page_of(const app::AccountMap& accounts, const app::AccountQuery& query) {
+  const auto wanted = static_cast<std::size_t>(query.limit) + 1;
+  std::vector<core::Account> read;
+  read.reserve(wanted);
+  accounts.for_each_from(query.after + 1, [&](const core::Account& a) {
+    read.push_back(a);
+    return read.size() < wanted;
+  });
+  return app::account_page(std::move(read), query);
+}
+
+std::string render(const std::vector<core::Account>& accounts) {
+  json::array list;
+  list.reserve(accounts.size());
+  for (const auto& a : accounts) list.push_back(account_json(a));
+  return json::serialize(list);
+}
+
+// The body stays a JSON array (the brief's clients read one); the next page is in a Link header
+// (RFC 8288), absent on the last page.
+Response page_response(unsigned version, bool keep_alive, std::string body,
+                       const std::optional<core::AccountId>& next_cursor, int limit) {
+  auto res = make_response(status::ok, version, keep_alive, std::move(body), kJson);
+  if (next_cursor) {
+    res.set(bhttp::field::link, "</accounts?limit=" + std::to_string(limit) +
+                                    "&cursor=" + std::to_string(*next_cursor) + ">; rel=\"next\"");
+  }
+  return res;
+}
+
+}  // namespace
+
 const Api::AccountsRendering& Api::accounts_rendering() {
   // Per I/O thread: no lock, no sharing. Replaced, never mutated, so a write still sending the
-  // previous version keeps its bytes alive through its own shared_ptr.
+  // previous version keeps its bytes alive through its own shared_ptr. One page: its cost does
+  // not grow with the number of accounts.
   thread_local AccountsRendering cache;
   const auto version = ctx_.accounts->version();
   if (cache.owner != this || cache.version != version || !cache.wire) {
     const auto snapshot = ctx_.accounts->snapshot();
-    json::array list;
-    list.reserve(snapshot->accounts.size());
-    snapshot->accounts.for_each_from(0, [&](const core::Account& a) {
-      list.push_back(account_json(a));
-      return true;
-    });
-    cache.body = json::serialize(list);
+    auto page = page_of(snapshot->accounts, kFirstPage);
+    cache.body = render(page.accounts);
+    cache.next_cursor = page.next_cursor;
     std::ostringstream wire;
-    wire << make_response(status::ok, 11, true, cache.body, kJson);  // Beast's own serializer
+    wire << page_response(11, true, cache.body, cache.next_cursor, kFirstPage.limit);  // Beast's
     cache.wire = std::make_shared<const std::string>(std::move(wire).str());
     cache.version = snapshot->version;
     cache.owner = this;
@@ -55,17 +92,26 @@ std::shared_ptr<const std::string> Api::prerendered(const Request& req, bool dra
   return wire;
 }
 
-asio::awaitable<Response> Api::list_accounts(const Request& req) {
-  if (ctx_.accounts != nullptr) {
-    co_return make_response(status::ok, req.version(), req.keep_alive(), accounts_rendering().body,
-                            kJson);
+asio::awaitable<Response> Api::list_accounts(const Request& req, boost::urls::params_view query) {
+  const auto parsed = parse_account_query(query);
+  if (const auto* p = std::get_if<Problem>(&parsed)) co_return problem(req, *p);
+  co_return co_await accounts_page(req, std::get<app::AccountQuery>(parsed));
+}
+
+asio::awaitable<Response> Api::accounts_page(const Request& req, const app::AccountQuery& query) {
+  if (ctx_.accounts == nullptr) {
+    const auto page = co_await ctx_.queries.list_accounts(query);
+    co_return page_response(req.version(), req.keep_alive(), render(page->accounts),
+                            page->next_cursor, query.limit);
   }
-  const auto accounts = co_await ctx_.queries.list_accounts();
-  json::array list;
-  list.reserve(accounts->size());
-  for (const auto& a : *accounts) list.push_back(account_json(a));
-  co_return make_response(status::ok, req.version(), req.keep_alive(), json::serialize(list),
-                          kJson);
+  if (query == kFirstPage) {
+    const auto& cached = accounts_rendering();
+    co_return page_response(req.version(), req.keep_alive(), cached.body, cached.next_cursor,
+                            query.limit);
+  }
+  const auto page = page_of(ctx_.accounts->snapshot()->accounts, query);
+  co_return page_response(req.version(), req.keep_alive(), render(page.accounts), page.next_cursor,
+                          query.limit);
 }
 
 asio::awaitable<Response> Api::open_account(const Request& req) {
@@ -91,10 +137,10 @@ asio::awaitable<Response> Api::recalculate(const Request& req, boost::urls::para
   const auto window_or_problem = parse_delinquency_window(query, req.body());
   if (const auto* p = std::get_if<Problem>(&window_or_problem)) co_return problem(req, *p);
   const std::int64_t window = std::get<std::int64_t>(window_or_problem);
-  const auto accounts = co_await ctx_.commands.recalculate(window);
-  json::array list;
-  for (const auto& a : accounts) list.push_back(account_json(a));
-  co_return json_response(req, status::ok, list);
+  const auto page = parse_account_query(query);
+  if (const auto* p = std::get_if<Problem>(&page)) co_return problem(req, *p);
+  co_await ctx_.commands.recalculate(window);
+  co_return co_await accounts_page(req, std::get<app::AccountQuery>(page));
 }
 
 }  // namespace ps::http

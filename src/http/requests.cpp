@@ -29,6 +29,32 @@ std::variant<PaymentRequest, Problem> parse_payment_body(std::string_view body) 
   return parse_payment_request(std::get<json::object>(parsed));
 }
 
+namespace {
+
+// The paging parameters GET /payments and GET /accounts share: `limit` (1..1000) and `cursor`
+// (an id this API returned). Each is left as it is when absent.
+template <class Params>
+void parse_page(const Params& params, int& limit, std::optional<std::int64_t>& cursor,
+                std::vector<FieldError>& errors) {
+  if (const auto it = params.find("limit"); it != params.end()) {
+    const auto parsed = parse_bounded(it->second, kMaxPageSize);
+    if (parsed && *parsed >= 1) {
+      limit = static_cast<int>(*parsed);
+    } else {
+      errors.push_back({"limit", "must be an integer from 1 to 1000"});
+    }
+  }
+  if (const auto it = params.find("cursor"); it != params.end()) {
+    if (const auto id = parse_id(it->second)) {
+      cursor = *id;
+    } else {
+      errors.push_back({"cursor", "is not a cursor this API returned"});
+    }
+  }
+}
+
+}  // namespace
+
 std::variant<app::PaymentQuery, Problem> parse_payment_query(boost::urls::params_view query) {
   const auto params = query_params(query);
   app::PaymentQuery filter;
@@ -48,23 +74,19 @@ std::variant<app::PaymentQuery, Problem> parse_payment_query(boost::urls::params
       errors.push_back({"status", "must be a lower-case token of 1 to 32 letters or '_'"});
     }
   }
-  if (const auto it = params.find("limit"); it != params.end()) {
-    const auto limit = parse_bounded(it->second, kMaxPageSize);
-    if (limit && *limit >= 1) {
-      filter.limit = static_cast<int>(*limit);
-    } else {
-      errors.push_back({"limit", "must be an integer from 1 to 1000"});
-    }
-  }
-  if (const auto it = params.find("cursor"); it != params.end()) {
-    if (const auto id = parse_id(it->second)) {
-      filter.before_id = *id;
-    } else {
-      errors.push_back({"cursor", "is not a cursor this API returned"});
-    }
-  }
+  parse_page(params, filter.limit, filter.before_id, errors);
   if (!errors.empty()) return validation_problem(std::move(errors));
   return filter;
+}
+
+std::variant<app::AccountQuery, Problem> parse_account_query(boost::urls::params_view query) {
+  app::AccountQuery page{.after = 0, .limit = static_cast<int>(kDefaultPageSize)};
+  std::optional<std::int64_t> cursor;
+  std::vector<FieldError> errors;
+  parse_page(query_params(query), page.limit, cursor, errors);
+  if (!errors.empty()) return validation_problem(std::move(errors));
+  page.after = cursor.value_or(0);
+  return page;
 }
 
 std::variant<core::MovementId, Problem> parse_payment_id(std::string_view segment) {

@@ -34,6 +34,10 @@ inline constexpr std::int64_t kMaxPageSize = 1000;
 inline constexpr std::int64_t kDefaultPageSize = 100;
 std::variant<app::PaymentQuery, Problem> parse_payment_query(boost::urls::params_view query);
 
+// GET /accounts (and the answer of recalculate): limit (1..1000, default 100) and cursor (the
+// last account_id of the previous page).
+std::variant<app::AccountQuery, Problem> parse_account_query(boost::urls::params_view query);
+
 // GET /payments/{money_movement_id} and GET /accounts/{account_id}: the path segment.
 std::variant<core::MovementId, Problem> parse_payment_id(std::string_view segment);
 std::variant<core::AccountId, Problem> parse_account_id(std::string_view segment);

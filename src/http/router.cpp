@@ -100,7 +100,7 @@ asio::awaitable<Response> Api::route(const Request& req, const asio::ip::address
     case Endpoint::payment_get:
       co_return co_await get_payment(req, match.id);
     case Endpoint::accounts_list:
-      co_return co_await list_accounts(req);
+      co_return co_await list_accounts(req, match.query);
     case Endpoint::accounts_create:
       co_return co_await open_account(req);
     case Endpoint::account_get:

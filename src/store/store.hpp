@@ -5,6 +5,7 @@
 // Implementations: sqlite/ (embedded, one process) and postgres/ (shared by any number of service
 // instances, SPEC 8). Every method throws StoreError on failure.
 
+#include <limits>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -77,22 +78,19 @@ struct PaymentFilter {
 struct LockSet {
   bool start_up = false;  // serializes the start-up work (bootstrap) of instances
   std::vector<std::string> idempotency_keys;
-  bool all_accounts = false;  // every account (recalculate)
   std::vector<AccountId> accounts;
   // These payments, and their accounts (a payment's account never changes).
   std::vector<MovementId> payments;
 
   void merge(const LockSet& other) {
     start_up = start_up || other.start_up;
-    all_accounts = all_accounts || other.all_accounts;
     idempotency_keys.insert(idempotency_keys.end(), other.idempotency_keys.begin(),
                             other.idempotency_keys.end());
     accounts.insert(accounts.end(), other.accounts.begin(), other.accounts.end());
     payments.insert(payments.end(), other.payments.begin(), other.payments.end());
   }
   bool empty() const {
-    return !start_up && !all_accounts && idempotency_keys.empty() && accounts.empty() &&
-           payments.empty();
+    return !start_up && idempotency_keys.empty() && accounts.empty() && payments.empty();
   }
 };
 
@@ -137,7 +135,15 @@ class Store {
   virtual void record_probe(TimeMs at) = 0;
 
   virtual std::optional<core::Account> find_account(AccountId id) = 0;
-  virtual std::vector<core::Account> list_accounts() = 0;
+  // The accounts with an id above `after`, in id order, at most `limit`.
+  virtual std::vector<core::Account> list_accounts(AccountId after, std::int64_t limit) = 0;
+  // The accounts whose status a recalculate may change (negative settled balance, or
+  // delinquent; every other account is current and stays so), id above `after`, in id order, at
+  // most `limit`.
+  virtual std::vector<AccountId> delinquency_candidates(AccountId after, std::int64_t limit) = 0;
+  std::vector<core::Account> all_accounts() {
+    return list_accounts(0, std::numeric_limits<std::int64_t>::max());
+  }
   virtual AccountId max_account_id() = 0;
   // A new account id, never issued before, also by other instances (SQLite: the largest + 1;
   // PostgreSQL: a sequence). Account 1 is the bootstrap account: never returned.

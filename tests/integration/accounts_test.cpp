@@ -1,6 +1,8 @@
 // GET/POST /accounts, GET /accounts/{id} and /accounts/recalculate.
 #include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "service_fixture.hpp"
 
@@ -64,6 +66,7 @@ TEST_F(AccountsTest, ListIsTheSameWhateverTheConnectionAndFollowsEveryCommit) {
       EXPECT_EQ(other->body, keep_alive.body) << what;
       EXPECT_EQ(other->header("Content-Type"), keep_alive.header("Content-Type")) << what;
       EXPECT_EQ(other->header("Content-Length"), keep_alive.header("Content-Length")) << what;
+      EXPECT_EQ(other->header("Link"), keep_alive.header("Link")) << what;
     }
     EXPECT_EQ(closing.header("Connection").value_or(""), "close") << what;
   };
@@ -85,6 +88,65 @@ TEST_F(AccountsTest, ListIsTheSameWhateverTheConnectionAndFollowsEveryCommit) {
   EXPECT_EQ(accounts.size(), 2U);
   EXPECT_NE(find_account(accounts, opened), nullptr);
   expect_same("after opening an account");
+}
+
+std::vector<std::int64_t> ids_of(const HttpResponse& response) {
+  std::vector<std::int64_t> ids;
+  for (const auto& a : response.array()) ids.push_back(int_field(a.as_object(), "account_id"));
+  return ids;
+}
+
+TEST_F(AccountsTest, ListIsPagedByCursorWithALinkToTheNextPage) {
+  for (int i = 0; i < 4; ++i) open_account();  // accounts 1 to 5
+
+  const auto all = client().get("/accounts");
+  ASSERT_TRUE(HasStatus(all, 200));
+  EXPECT_EQ(ids_of(all), (std::vector<std::int64_t>{1, 2, 3, 4, 5}));
+  EXPECT_FALSE(all.header("Link").has_value()) << "one page holds them all";
+
+  std::vector<std::vector<std::int64_t>> pages;
+  std::vector<std::string> links;
+  for (std::string target = "/accounts?limit=2"; !target.empty() && pages.size() < 10;) {
+    const auto page = client().get(target);
+    ASSERT_TRUE(HasStatus(page, 200)) << target;
+    pages.push_back(ids_of(page));
+    target = page.next_page();
+    links.push_back(target);
+  }
+  EXPECT_EQ(pages, (std::vector<std::vector<std::int64_t>>{{1, 2}, {3, 4}, {5}}));
+  EXPECT_EQ(links, (std::vector<std::string>{"/accounts?limit=2&cursor=2",
+                                             "/accounts?limit=2&cursor=4", ""}));
+
+  const auto past_the_end = client().get("/accounts?cursor=5");
+  ASSERT_TRUE(HasStatus(past_the_end, 200));
+  EXPECT_TRUE(past_the_end.array().empty());
+  EXPECT_FALSE(past_the_end.header("Link").has_value());
+
+  for (const char* bad : {"/accounts?limit=0", "/accounts?limit=1001", "/accounts?limit=x",
+                          "/accounts?cursor=0", "/accounts?cursor=abc", "/accounts?cursor=-1"}) {
+    EXPECT_TRUE(IsProblem(client().get(bad), 400, "validation-error")) << bad;
+  }
+}
+
+// The default page is 100 accounts, also on the pre-rendered path of a plain GET /accounts.
+TEST_F(AccountsTest, TheDefaultPageIsAHundredAccountsAndLinksToTheRest) {
+  for (int i = 0; i < 100; ++i) open_account();  // accounts 1 to 101
+
+  const auto first = client().get("/accounts");  // keep-alive: pre-rendered
+  ASSERT_TRUE(HasStatus(first, 200));
+  const auto ids = ids_of(first);
+  ASSERT_EQ(ids.size(), 100U);
+  EXPECT_EQ(ids.front(), 1);
+  EXPECT_EQ(ids.back(), 100);
+  EXPECT_EQ(first.next_page(), "/accounts?limit=100&cursor=100");
+  const auto routed = client().send_raw("GET /accounts HTTP/1.0\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(routed.body, first.body);
+  EXPECT_EQ(routed.header("Link"), first.header("Link"));
+
+  const auto rest = client().get(first.next_page());
+  ASSERT_TRUE(HasStatus(rest, 200));
+  EXPECT_EQ(ids_of(rest), (std::vector<std::int64_t>{101}));
+  EXPECT_FALSE(rest.header("Link").has_value());
 }
 
 TEST_F(AccountsTest, GetOneAccountAndUnknownIs404) {
@@ -186,6 +248,18 @@ TEST_F(RecalculateTest, WindowLongerThanAccountAgeIsCurrent) {
   ASSERT_TRUE(HasStatus(response, 200));
   EXPECT_EQ(status_of(response, 1), "current");
   EXPECT_EQ(str_field(get_account(1), "status"), "current");
+}
+
+// Recalculate answers the accounts after it like GET /accounts: a page, a Link to the next.
+TEST_F(RecalculateTest, AnswerIsPagedLikeTheList) {
+  open_account();
+  open_account();
+  const auto response = client().request("PATCH", "/accounts/recalculate?limit=2", std::string());
+  ASSERT_TRUE(HasStatus(response, 200));
+  EXPECT_EQ(ids_of(response), (std::vector<std::int64_t>{1, 2}));
+  EXPECT_EQ(response.next_page(), "/accounts?limit=2&cursor=2");
+  EXPECT_TRUE(IsProblem(client().request("PATCH", "/accounts/recalculate?limit=0", std::string()),
+                        400, "validation-error"));
 }
 
 TEST_F(RecalculateTest, DefaultWindowIsTenSeconds) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -175,6 +176,33 @@ std::int64_t int_of(const json::object& o, std::string_view key, const std::stri
   differ(where + ": " + std::string(key), "an integer", json::serialize(*v));
 }
 
+// A paged list of accounts: `first`, then every page its Link header leads to (GET), kept in
+// `pages`; each account on exactly one of them. At most `max_pages` pages.
+std::map<std::int64_t, const json::object*> account_pages(test_support::HttpClient& client,
+                                                          HttpResponse first,
+                                                          const std::string& what,
+                                                          std::size_t max_pages,
+                                                          std::deque<HttpResponse>& pages) {
+  std::map<std::int64_t, const json::object*> by_id;
+  pages.push_back(std::move(first));
+  for (;;) {
+    const auto& r = pages.back();
+    if (!r.json || !r.json->is_array()) differ(what, "an array of accounts", r.describe());
+    for (const auto& v : r.json->get_array()) {
+      if (!v.is_object()) differ(what + ": entry", "an object", json::serialize(v));
+      const auto id = int_of(v.get_object(), "account_id", what);
+      if (!by_id.emplace(id, &v.get_object()).second) {
+        differ(what, "account " + std::to_string(id) + " on one page", "twice");
+      }
+    }
+    const auto next = r.next_page();
+    if (next.empty()) return by_id;
+    if (pages.size() >= max_pages) differ(what, "a last page", next);
+    pages.push_back(client.get(next));
+    expect_status(pages.back(), 200, "GET " + next);
+  }
+}
+
 std::string string_of(const json::object& o, std::string_view key, const std::string& where) {
   const auto* v = o.if_contains(key);
   if (v == nullptr || !v->is_string()) {
@@ -293,14 +321,9 @@ void Run::check_touched() {
   // The accounts are checked even after a change the service made in the background (a
   // re-send's verdict) that this step saw through GET /payments/{id}: they must show it too.
   if (all_accounts_touched_ || touched_accounts_.size() > 3) {
-    const auto r = client.get("/accounts");
-    expect_status(r, 200, "GET /accounts");
-    if (!r.json || !r.json->is_array()) differ("GET /accounts", "an array", r.describe());
-    std::map<std::int64_t, const json::object*> by_id;
-    for (const auto& v : r.json->get_array()) {
-      if (!v.is_object()) differ("GET /accounts: entry", "an object", json::serialize(v));
-      by_id[int_of(v.get_object(), "account_id", "GET /accounts")] = &v.get_object();
-    }
+    std::deque<HttpResponse> pages;  // stable: by_id points into them
+    const auto by_id = account_pages(client, client.get("/accounts"), "GET /accounts",
+                                     ledger_.accounts.size() + 1, pages);
     expect_equal("GET /accounts", "number of accounts", ledger_.accounts.size(), by_id.size());
     for (const auto& a : ledger_.accounts) {
       const auto it = by_id.find(a.id);
@@ -1030,12 +1053,10 @@ void Run::recalculate(const Op& op) {
   }
   const Interval now = since(lo);
   expect_status(r, 200, "recalculate with a window of " + n + " s");
-  if (!r.json || !r.json->is_array()) differ("recalculate", "an array of accounts", r.describe());
-  std::map<std::int64_t, const json::object*> by_id;
-  for (const auto& v : r.json->get_array()) {
-    if (!v.is_object()) differ("recalculate: entry", "an object", json::serialize(v));
-    by_id[int_of(v.get_object(), "account_id", "recalculate")] = &v.get_object();
-  }
+  // Its answer is the first page; the rest is read after it, with nothing changing meanwhile.
+  std::deque<HttpResponse> pages;
+  const auto by_id =
+      account_pages(client, std::move(r), "recalculate", ledger_.accounts.size() + 1, pages);
   expect_equal("recalculate", "number of accounts", ledger_.accounts.size(), by_id.size());
   for (auto& a : ledger_.accounts) {
     const auto it = by_id.find(a.id);

@@ -561,7 +561,7 @@ def end_checks(load: PaymentLoad, port: int, sim, db, database_url: str, service
                      + ("" if gave_up_ok else "; with callbacks given up the comparisons with "
                         "/truth are not conclusive: run the simulator with --record-callbacks")))
 
-    api_accounts = http.get_json(port, "/accounts")
+    api_accounts = http.get_all_accounts(port)
     if ambiguous == 0:
         out.append(checks.balances_equal_truth(api_accounts, truth))
     else:

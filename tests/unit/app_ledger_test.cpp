@@ -629,7 +629,11 @@ TEST_P(AppLedger, RecalculateMarksDelinquentAndCurrentWithEvents) {
 
   const auto recalc = [&](std::int64_t window_s, TimeMs now) {
     Touched touched;
-    auto accounts = tx([&] { return ledger_.recalculate(*store_, window_s, now, touched); });
+    // As Commands::recalculate does it: the candidates, then the ledger judges them.
+    auto accounts = tx([&] {
+      ledger_.recalculate(*store_, window_s, store_->delinquency_candidates(0, 1000), now, touched);
+      return store_->all_accounts();
+    });
     last_touched_ = touched;
     return accounts;
   };

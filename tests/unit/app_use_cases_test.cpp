@@ -72,8 +72,8 @@ class AppUseCases : public ::testing::TestWithParam<test_support::StoreKind> {
     db_.emplace(GetParam(), "use_cases.db");
     writer_ =
         std::make_unique<Writer>(store::open_store(db_->url(), {}), clock_, view_, WriterOptions{});
-    commands_.emplace(*writer_, ledger_, clock_);
     readers_.emplace(db_->url(), 1);
+    commands_.emplace(*writer_, *readers_, ledger_, clock_);
     queries_.emplace(*readers_, &view_);
     writer_->run_now(
         [this](store::Store& s, TimeMs now, Touched& t) { ledger_.bootstrap(s, now, t); });
@@ -106,8 +106,8 @@ class AppUseCases : public ::testing::TestWithParam<test_support::StoreKind> {
   AccountsView view_;
   Ledger ledger_{LedgerSettings{}};
   std::unique_ptr<Writer> writer_;
-  std::optional<Commands> commands_;
   std::optional<Readers> readers_;
+  std::optional<Commands> commands_;
   std::optional<Queries> queries_;
 };
 
@@ -118,10 +118,38 @@ TEST_P(AppUseCases, OpenAccountAndRecalculateCommitThroughTheWriter) {
   EXPECT_EQ(opened.created_at, kT0);
   ASSERT_TRUE(view_.find(2).has_value());  // published after the commit
 
-  const auto accounts = await(commands_->recalculate(10));
-  ASSERT_EQ(accounts.size(), 2u);
-  EXPECT_EQ(accounts[0].account_id, 1);
-  EXPECT_EQ(accounts[1].account_id, 2);
+  await(commands_->recalculate(10));
+  EXPECT_EQ(view_.find(1)->status, core::AccountStatus::current);
+  EXPECT_EQ(view_.find(2)->status, core::AccountStatus::current);
+}
+
+// Recalculate visits only the accounts whose status may change, kRecalculateChunk per write:
+// 2,500 negative accounts among 5,000 take three writes, and every one of them is judged.
+TEST_P(AppUseCases, RecalculateJudgesTheNegativeAccountsInChunksOfItsOwn) {
+  constexpr AccountId kAccounts = 5'000;
+  writer_->run_now([](store::Store& s, TimeMs now, Touched& touched) {
+    for (AccountId id = 2; id <= kAccounts + 1; ++id) {
+      const bool negative = id % 2 == 0;
+      Account a{.account_id = id,
+                .created_at = now,
+                .status = core::AccountStatus::current,
+                .balance = negative ? -100 : 100,
+                .settled_balance = negative ? -100 : 100,
+                .negative_since = negative ? std::optional<TimeMs>(now) : std::nullopt};
+      s.insert_account(a);
+      touched.push_back(a);
+    }
+  });
+  writer_->start();
+  clock_.set(kT0 + 20'000);
+  const auto batches_before = writer_->stats().batches.load();
+  await(commands_->recalculate(10));
+  EXPECT_EQ(writer_->stats().batches.load() - batches_before, 3u);
+  for (AccountId id = 2; id <= kAccounts + 1; ++id) {
+    EXPECT_EQ(view_.find(id)->status,
+              id % 2 == 0 ? core::AccountStatus::delinquent : core::AccountStatus::current)
+        << id;
+  }
 }
 
 TEST_P(AppUseCases, ApplyCallbackJudgesLatenessByWhenItIsCalled) {
@@ -243,10 +271,11 @@ TEST_P(AppUseCases, AccountListsOfConcurrentCallersShareOneReadStartedAfterThem)
       },
       [](std::exception_ptr, int) {});
   boost::asio::io_context io;
-  std::vector<Queries::SharedAccounts> first(1);
-  std::vector<Queries::SharedAccounts> later(19);
-  const auto list_into = [this](Queries::SharedAccounts& out) -> boost::asio::awaitable<void> {
-    out = co_await queries_->list_accounts();
+  std::vector<Queries::SharedPage> first(1);
+  std::vector<Queries::SharedPage> later(19);
+  const AccountQuery page{};
+  const auto list_into = [this, &page](Queries::SharedPage& out) -> boost::asio::awaitable<void> {
+    out = co_await queries_->list_accounts(page);
   };
   boost::asio::co_spawn(io, list_into(first[0]), boost::asio::detached);
   io.poll();  // the first caller's read is queued
@@ -262,8 +291,8 @@ TEST_P(AppUseCases, AccountListsOfConcurrentCallersShareOneReadStartedAfterThem)
     EXPECT_EQ(accounts, later[0]) << "one read answered every later caller";
   }
   EXPECT_NE(later[0], first[0]);
-  ASSERT_EQ(later[0]->size(), 2u);
-  EXPECT_EQ(later[0]->back().account_id, opened.account_id);
+  ASSERT_EQ(later[0]->accounts.size(), 2u);
+  EXPECT_EQ(later[0]->accounts.back().account_id, opened.account_id);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, AppUseCases, test_support::both_stores(),
@@ -283,7 +312,7 @@ TEST(AppQueries, AStoreThatCannotBeOpenedLeavesAQueryAsUnavailable) {
   const PaymentQuery query{};
   EXPECT_THROW(await(queries.list_payments(query)), Unavailable);
   EXPECT_THROW(await(queries.find_payment(1)), Unavailable);
-  EXPECT_THROW(await(queries.list_accounts()), Unavailable);
+  EXPECT_THROW(await(queries.list_accounts(AccountQuery{})), Unavailable);
   readers.stop();
 }
 

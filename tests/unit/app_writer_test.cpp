@@ -392,14 +392,12 @@ TEST(StoreLockSet, MergeKeepsEveryRowAndEveryFlag) {
   first.idempotency_keys = {"k"};
   store::LockSet second;
   second.payments = {42};
-  second.all_accounts = true;
   store::LockSet third;
   third.start_up = true;
   third.accounts = {3};
   for (const auto* l : {&first, &second, &third}) batch.merge(*l);
   EXPECT_FALSE(batch.empty());
   EXPECT_TRUE(batch.start_up);
-  EXPECT_TRUE(batch.all_accounts);
   EXPECT_EQ(batch.accounts, (std::vector<AccountId>{1, 3}));
   EXPECT_EQ(batch.payments, (std::vector<MovementId>{42}));
   EXPECT_EQ(batch.idempotency_keys, (std::vector<std::string>{"k"}));

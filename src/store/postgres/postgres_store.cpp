@@ -133,6 +133,13 @@ CREATE TABLE writer_probe (
 DROP INDEX payments_by_status;
 ALTER TABLE payments SET (fillfactor = 80);
 )sql",
+    // 5 (SQLite's 4): the accounts whose status a recalculate may change, so that it visits those
+    // only, not every account (store::Store::delinquency_candidates). Its columns change only when
+    // a settled balance crosses zero or a status changes: a balance update stays HOT.
+    R"sql(
+CREATE INDEX accounts_delinquency_candidates ON accounts (account_id)
+  WHERE negative_since IS NOT NULL OR status <> 'current';
+)sql",
 };
 
 // Advisory locks of this service use the two-int4 key form under one class id; idempotency keys
@@ -275,8 +282,13 @@ struct Statements {
   Statement begin_snapshot{"begin_snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"};
   Statement find_account{"find_account",
                          cat({"SELECT ", kAccountColumns, " FROM accounts WHERE account_id = $1"})};
-  Statement list_accounts{"list_accounts",
-                          cat({"SELECT ", kAccountColumns, " FROM accounts ORDER BY account_id"})};
+  Statement list_accounts{
+      "list_accounts", cat({"SELECT ", kAccountColumns,
+                            " FROM accounts WHERE account_id > $1 ORDER BY account_id LIMIT $2"})};
+  Statement delinquency_candidates{
+      "delinquency_candidates",
+      "SELECT account_id FROM accounts WHERE (negative_since IS NOT NULL OR status <> 'current') "
+      "AND account_id > $1 ORDER BY account_id LIMIT $2"};
   Statement max_account_id{"max_account_id", "SELECT COALESCE(MAX(account_id), 0) FROM accounts"};
   Statement next_account_id{"next_account_id", "SELECT nextval('account_ids')"};
   Statement find_payment{"find_payment", cat({"SELECT ", kPaymentColumns,
@@ -388,10 +400,6 @@ struct Statements {
   Statement lock_keys{"lock_keys",
                       "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT "
                       "hashtextextended(k, 0) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS s"};
-  // FOR UPDATE locks the rows as they leave the sort: in account_id order.
-  Statement lock_all_accounts{
-      "lock_all_accounts",
-      cat({"SELECT ", kAccountColumns, " FROM accounts ORDER BY account_id FOR UPDATE"})};
   // The given accounts ($1) and those of the given payments ($2), read without a lock (a
   // payment's account never changes). ARRAY(...) is computed once, so the accounts are found
   // through their primary key.
@@ -734,9 +742,7 @@ class PostgresStore final : public Store {
     std::optional<std::size_t> payments_at;
     std::optional<std::size_t> key_records_at;
     std::optional<std::size_t> payment_records_at;
-    if (locks.all_accounts) {
-      accounts_at = step(query(s.lock_all_accounts));
-    } else if (!accounts.empty() || !payments.empty()) {
+    if (!accounts.empty() || !payments.empty()) {
       // The accounts of payments this store has seen are known; only the others are looked up.
       std::vector<AccountId> by_id = accounts;
       std::vector<MovementId> looked_up;
@@ -764,9 +770,7 @@ class PostgresStore final : public Store {
     const std::vector<Result> r = send(std::move(q));
 
     if (accounts_at) {
-      if (!locks.all_accounts) {
-        for (const AccountId id : accounts) tx_.accounts[id] = std::nullopt;
-      }
+      for (const AccountId id : accounts) tx_.accounts[id] = std::nullopt;
       hold_accounts(r[*accounts_at]);
     }
     if (payments_at) {
@@ -870,11 +874,21 @@ class PostgresStore final : public Store {
     return read_account(r, 0);
   }
 
-  std::vector<core::Account> list_accounts() override {
-    const Result r = run(statements().list_accounts, Params{});
+  std::vector<core::Account> list_accounts(AccountId after, std::int64_t limit) override {
+    Params p;
+    const Result r = run(statements().list_accounts, p.add(after).add(limit));
     std::vector<core::Account> out;
     out.reserve(static_cast<std::size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) out.push_back(read_account(r, i));
+    return out;
+  }
+
+  std::vector<AccountId> delinquency_candidates(AccountId after, std::int64_t limit) override {
+    Params p;
+    const Result r = run(statements().delinquency_candidates, p.add(after).add(limit));
+    std::vector<AccountId> out;
+    out.reserve(static_cast<std::size_t>(r.rows()));
+    for (int i = 0; i < r.rows(); ++i) out.push_back(r.int64(i, 0));
     return out;
   }
 

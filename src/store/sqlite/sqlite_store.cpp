@@ -92,6 +92,12 @@ CREATE TABLE writer_probe (
   probed_at INTEGER NOT NULL
 );
 )sql",
+    // 4 (PostgreSQL's 5): the accounts whose status a recalculate may change, so that it visits
+    // those only, not every account (store::Store::delinquency_candidates).
+    R"sql(
+CREATE INDEX accounts_delinquency_candidates ON accounts (account_id)
+  WHERE negative_since IS NOT NULL OR status <> 'current';
+)sql",
 };
 
 // Lines of PRAGMA quick_check / integrity_check output kept for the error message.
@@ -251,10 +257,19 @@ class SqliteStore final : public Store {
     return read_account(*find_account_);
   }
 
-  std::vector<core::Account> list_accounts() override {
+  std::vector<core::Account> list_accounts(AccountId after, std::int64_t limit) override {
     Reset r(*list_accounts_);
+    list_accounts_->bind(1, after).bind(2, limit);
     std::vector<core::Account> out;
     while (list_accounts_->step()) out.push_back(read_account(*list_accounts_));
+    return out;
+  }
+
+  std::vector<AccountId> delinquency_candidates(AccountId after, std::int64_t limit) override {
+    Reset r(*delinquency_candidates_);
+    delinquency_candidates_->bind(1, after).bind(2, limit);
+    std::vector<AccountId> out;
+    while (delinquency_candidates_->step()) out.push_back(delinquency_candidates_->int64(0));
     return out;
   }
 
@@ -610,7 +625,10 @@ class SqliteStore final : public Store {
         "FROM accounts WHERE account_id = ?1");
     list_accounts_ = make(
         "SELECT account_id, created_at, status, balance, settled_balance, negative_since "
-        "FROM accounts ORDER BY account_id");
+        "FROM accounts WHERE account_id > ?1 ORDER BY account_id LIMIT ?2");
+    delinquency_candidates_ = make(
+        "SELECT account_id FROM accounts WHERE (negative_since IS NOT NULL OR status <> 'current') "
+        "AND account_id > ?1 ORDER BY account_id LIMIT ?2");
     max_account_id_ = make("SELECT COALESCE(MAX(account_id), 0) FROM accounts");
     insert_account_ = make(
         "INSERT INTO accounts (account_id, created_at, status, balance, settled_balance, "
@@ -748,11 +766,11 @@ class SqliteStore final : public Store {
   // [filters]: bit 0 account_id, bit 1 status.
   std::array<std::unique_ptr<Statement>, 4> list_payments_;
   std::unique_ptr<Statement> begin_, commit_, rollback_, find_account_, list_accounts_,
-      max_account_id_, insert_account_, update_account_, find_payment_, due_resends_,
-      next_resend_at_, max_movement_id_, insert_payment_, update_payment_, insert_event_,
-      callback_history_, find_idempotency_, find_idempotency_for_payment_, insert_idempotency_,
-      complete_idempotency_, delete_idempotency_, expire_idempotency_, make_backoffs_due_, ping_,
-      record_probe_;
+      delinquency_candidates_, max_account_id_, insert_account_, update_account_, find_payment_,
+      due_resends_, next_resend_at_, max_movement_id_, insert_payment_, update_payment_,
+      insert_event_, callback_history_, find_idempotency_, find_idempotency_for_payment_,
+      insert_idempotency_, complete_idempotency_, delete_idempotency_, expire_idempotency_,
+      make_backoffs_due_, ping_, record_probe_;
   std::unique_ptr<Statement> latest_event_time_;
   std::unique_ptr<Statement> begin_snapshot_, events_after_, payments_after_;
 };

@@ -87,6 +87,17 @@ std::string HttpResponse::describe() const {
   return out.str();
 }
 
+std::string HttpResponse::next_page() const {
+  const auto link = header("Link");
+  if (!link) return "";
+  const std::string_view suffix = ">; rel=\"next\"";
+  if (link->size() <= suffix.size() + 1 || link->front() != '<' ||
+      link->compare(link->size() - suffix.size(), suffix.size(), suffix) != 0) {
+    throw std::runtime_error("not a Link to a next page: " + *link);
+  }
+  return link->substr(1, link->size() - suffix.size() - 1);
+}
+
 HttpClient::HttpClient(std::uint16_t port, std::chrono::milliseconds timeout)
     : port_(port), timeout_(timeout) {}
 

@@ -36,6 +36,9 @@ struct HttpResponse {
   [[nodiscard]] const boost::json::array& array() const;
   // "HTTP 400 content-type=...: <body>" for assertion messages.
   [[nodiscard]] std::string describe() const;
+  // The target of a `Link: <target>; rel="next"` header (a paged list); empty when there is none.
+  // Throws std::runtime_error when the Link header is not of that form.
+  [[nodiscard]] std::string next_page() const;
 };
 
 // Synchronous HTTP/1.1 client for 127.0.0.1:port with keep-alive and a timeout per exchange.
