@@ -40,7 +40,8 @@ ANALYSIS = REPO / "bench" / "analysis.md"
 
 
 DEFAULT_TARGETS = ("sqlite", "postgres", "postgres3")
-BINARIES = ("payment_service", "payment_provider_sim", "loadgen", "libfsync_delay.so")
+BINARIES = ("payment_service", "payment_provider_sim", "loadgen", "libfsync_delay.so",
+            "seed_accounts")
 
 
 def _sh(argv: list[str]) -> str:
@@ -131,6 +132,11 @@ def parse_args(argv):
                    "much slower (default 200; 0: skip)")
     p.add_argument("--memory-payments", type=int, help="payments stored for the memory "
                    "scenario (default 1000000)")
+    p.add_argument("--scale-sizes", help="scenario 7 (scale): comma-separated numbers of "
+                   "accounts (default 1,10000,100000,1000000; --quick 1,2000); the smallest is "
+                   "the reference of the ratios")
+    p.add_argument("--scale-duration", type=float, help="scenario 7: seconds per callbacks "
+                   "and POST /accounts measurement (default 5)")
     p.add_argument("--loadgen-threads", type=int, help="loadgen threads (default 2)")
     p.add_argument("--wrk-threads", type=int, help="wrk threads (default 2)")
     p.add_argument("--sim-threads", type=int, help="simulator threads (default 1)")
@@ -162,27 +168,53 @@ def make_config(args) -> Config:
         "memory_payments": args.memory_payments,
         "loadgen_threads": args.loadgen_threads, "wrk_threads": args.wrk_threads,
         "sim_threads": args.sim_threads, "foreign_cpu_limit": args.foreign_cpu_limit,
+        "scale_duration_s": args.scale_duration,
     }
+    if args.scale_sizes:
+        sizes = tuple(sorted({int(x.replace("_", "")) for x in args.scale_sizes.split(",")
+                              if x.strip()}))
+        if not sizes or sizes[0] < 1:
+            raise SystemExit("--scale-sizes: positive numbers of accounts, comma-separated")
+        overrides["scale_sizes"] = sizes
     return dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def write_outputs(results: dict, docs: bool) -> None:
+    """bench/results/ID.json, .md and charts; with `docs`, docs/benchmarks.md and its charts.
+    A run of the scale scenario alone (scenario 7, long on its own) replaces only the scale
+    section of docs/benchmarks.md and docs/benchmarks-scale.png."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     rid = results["id"]
     (RESULTS / f"{rid}.json").write_text(json.dumps(results, indent=1) + "\n")
     analysis = ANALYSIS.read_text() if (docs and ANALYSIS.exists()) else None
     png = RESULTS / f"{rid}.png"
+    scale_png = RESULTS / f"{rid}-scale.png"
     have_chart = report.chart(results, png, RESULTS)
-    md = report.render(results, png.name if have_chart else None, analysis)
+    have_scale = report.scale_chart(results, scale_png, RESULTS)
+    md = report.render(results, png.name if have_chart else None, analysis,
+                       scale_png.name if have_scale else None)
     (RESULTS / f"{rid}.md").write_text(md)
-    log(f"results: {RESULTS / rid}.json, .md" + (", .png" if have_chart else ""))
-    if docs:
-        docs_dir = REPO / "docs"
-        if have_chart:
-            shutil.copyfile(png, docs_dir / "benchmarks.png")
-        (docs_dir / "benchmarks.md").write_text(
-            report.render(results, "benchmarks.png" if have_chart else None, analysis))
-        log("wrote docs/benchmarks.md and docs/benchmarks.png")
+    log(f"results: {RESULTS / rid}.json, .md" + (", .png" if have_chart else "")
+        + (", -scale.png" if have_scale else ""))
+    if not docs:
+        return
+    docs_dir = REPO / "docs"
+    if have_scale:
+        shutil.copyfile(scale_png, docs_dir / "benchmarks-scale.png")
+    if report.only_scale(results):
+        page = docs_dir / "benchmarks.md"
+        page.write_text(report.splice_scale(
+            page.read_text() if page.exists() else "",
+            report.scale_section(results, "benchmarks-scale.png" if have_scale else None,
+                                 standalone=True)))
+        log("wrote the scale section of docs/benchmarks.md and docs/benchmarks-scale.png")
+        return
+    if have_chart:
+        shutil.copyfile(png, docs_dir / "benchmarks.png")
+    (docs_dir / "benchmarks.md").write_text(
+        report.render(results, "benchmarks.png" if have_chart else None, analysis,
+                      "benchmarks-scale.png" if have_scale else None))
+    log("wrote docs/benchmarks.md and docs/benchmarks.png")
 
 
 def main(argv) -> int:
@@ -260,6 +292,10 @@ def main(argv) -> int:
                 f"{k} {v}" for k, v in PG_CLUSTER.settings.items())
         for scenario in chosen:
             for target in targets:
+                if scenario.only_targets and target.key not in scenario.only_targets:
+                    log(f"=== {scenario.title}: not run on {target.key} (only on "
+                        f"{', '.join(scenario.only_targets)})")
+                    continue
                 log(f"=== {scenario.title} [{target.key}]")
                 bench = Bench(ctx, cfg, target)
                 t0 = time.monotonic()

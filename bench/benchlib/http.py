@@ -97,3 +97,40 @@ def prometheus_values(port: int) -> dict[str, float]:
         except ValueError:
             pass
     return values
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+def sequential(port: int, method: str, path: str, count: int, max_s: float,
+               min_count: int = 3, timeout: float = 600.0) -> dict:
+    """`count` requests one after the other on one keep-alive connection, as a client that waits
+    for each answer (fewer once `max_s` has passed, but at least `min_count`). Returns every
+    latency in ms (in order), the status counts, the size of the first answer's body and its
+    headers (lower-case names)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    first_bytes, first_headers = 0, {}
+    deadline = time.monotonic() + max_s
+    try:
+        while len(latencies) < count and (len(latencies) < min_count
+                                          or time.monotonic() < deadline):
+            t0 = time.perf_counter()
+            conn.request(method, path)
+            resp = conn.getresponse()
+            data = resp.read()
+            latencies.append((time.perf_counter() - t0) * 1000)
+            statuses[str(resp.status)] = statuses.get(str(resp.status), 0) + 1
+            if len(latencies) == 1:
+                first_bytes = len(data)
+                first_headers = {k.lower(): v for k, v in resp.getheaders()}
+    finally:
+        conn.close()
+    return {"latencies_ms": [round(x, 3) for x in latencies], "status_counts": statuses,
+            "ok": all(k.startswith("2") for k in statuses), "bytes": first_bytes,
+            "headers": first_headers}

@@ -325,7 +325,7 @@ def evaluate_pg(results: dict) -> list[dict]:
 
 def evaluate_all(results: dict) -> list[dict]:
     out = evaluate(results) if "sqlite" in _target_keys(results) else []
-    return out + evaluate_pg(results)
+    return out + evaluate_pg(results) + evaluate_scale(results)
 
 
 PALETTE = {"sqlite": "#1f77b4", "postgres": "#ff7f0e", "postgres3": "#2ca02c"}
@@ -436,6 +436,8 @@ def side_by_side(results: dict) -> list[str]:
     out = []
     scenario_keys = list(dict.fromkeys(k for t in keys for k in by[t]))
     for skey in scenario_keys:
+        if skey == "scale":  # its own section (scale_section): a table per target
+            continue
         title = next(by[t][skey]["title"] for t in keys if skey in by[t])
         out += [f"### {title}", ""]
         out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -495,7 +497,7 @@ def _scenario_details(key: str, s: dict) -> list[str]:
         return ["**Did not finish:**", "", "```", s["error"].strip()[-2000:], "```", ""]
     out += [s["what"] + ".", ""]
     extra = []
-    if key in ("ablation", "callbacks"):
+    if key in ("ablation", "callbacks", "scale"):
         extra = [("rows/commit", "jobs_per_commit")]
     elif key == "lifecycle":
         extra = [("s total", "seconds_total"), ("s sending", "seconds_sending"),
@@ -564,7 +566,8 @@ def _scenario_details(key: str, s: dict) -> list[str]:
     return out
 
 
-def render(results: dict, png_name: str | None, analysis: str | None) -> str:
+def render(results: dict, png_name: str | None, analysis: str | None,
+           scale_png: str | None = None) -> str:
     results = normalize(results)
     m = results["machine"]
     cfg = results["config"]
@@ -601,6 +604,10 @@ def render(results: dict, png_name: str | None, analysis: str | None) -> str:
             "scripts/bench --quick    # smoke run: short durations, small data; writes "
             "bench/results/ only",
             "scripts/bench --only accounts,callbacks --repeat 5   # a subset, more repeats",
+            "scripts/bench --only scale --docs      # scenario 7 alone (1 to 1,000,000 accounts, "
+            "sqlite and postgres):",
+            "                         # replaces only its section of this page and "
+            "benchmarks-scale.png",
             "bench/run.py --report-only bench/results/<id>.json  # re-render this page from "
             "a results file",
             "```", "", f"This run: `{results['command']}`", ""]
@@ -664,6 +671,7 @@ def render(results: dict, png_name: str | None, analysis: str | None) -> str:
         out += ["## Targets (issue 3: SQLite)", ""]
         out += _targets_table(evaluate(results))
         out.append("")
+    out += scale_section(results, scale_png)
     failed = [(t, s["title"], c) for t in keys for s in by[t].values() if "checks" in s
               for c in s["checks"] if not c["ok"]]
     errors = [(t, s["title"]) for t in keys for s in by[t].values() if "error" in s]
@@ -688,3 +696,261 @@ def render(results: dict, png_name: str | None, analysis: str | None) -> str:
                 out += [f"#### {t}", ""]
             out += _scenario_details(skey, s)
     return "\n".join(out) + "\n"
+
+
+# ---- Scenario 7: scale (issue 11) ----
+
+SCALE_BEGIN = "<!-- scale:begin (bench/run.py --only scale --docs replaces this section) -->"
+SCALE_END = "<!-- scale:end -->"
+SCALE_OPEN_SAME = 1.2  # "as fast as at 1 account": the single-request median within 20%
+
+
+def _scale(results: dict, target: str) -> dict | None:
+    s = normalize(results)["by_target"].get(target, {}).get("scale")
+    return s if _ok(s) else None
+
+
+def _scale_targets(results: dict) -> list[str]:
+    return [t for t in _target_keys(results) if _scale(results, t)]
+
+
+def _size(s: dict, n: int) -> dict | None:
+    return s["summary"].get(f"{n:,} accounts")
+
+
+def only_scale(results: dict) -> bool:
+    """True when the run measured the scale scenario and nothing else."""
+    by = normalize(results)["by_target"]
+    keys = {k for sc in by.values() for k in sc}
+    return keys == {"scale"}
+
+
+def evaluate_scale(results: dict) -> list[dict]:
+    """Issue 11's targets, per target that ran the scale scenario."""
+    rows = []
+
+    def add(target, text, measured, met, note=""):
+        rows.append({"key": "scale", "target": f"{text} ({target})", "measured": measured,
+                     "met": met, "note": note})
+
+    for t in _scale_targets(results):
+        s = _scale(results, t)
+        sizes = s["facts"]["sizes"]
+        base_n = sizes[0]
+        base = _size(s, base_n)
+        ref = _accounts(base_n) + ("" if base_n == 1 else " (no 1-account run)")
+        for n in (100_000, 1_000_000):
+            v = _size(s, n)
+            text = f"callbacks at {n:,} accounts at least 0.8 of {ref}"
+            if v is None:
+                add(t, text, "not measured in this run", None)
+                continue
+            add(t, text, f"{v['callbacks_ratio']:.2f} ({v['callbacks']['rps']:,.0f} vs "
+                f"{base['callbacks']['rps']:,.0f}/s)", v["callbacks_ratio"] >= 0.8)
+        v = _size(s, 1_000_000)
+        text = f"opening an account at 1,000,000 accounts as fast as at {ref}"
+        if v is None:
+            add(t, text, "not measured in this run", None)
+            add(t, "no write waits more than 20 ms behind recalculate at 1,000,000 accounts",
+                "not measured in this run", None)
+            add(t, "at most 100 bytes of RSS per account beyond the idle figure (at 1,000,000 "
+                "accounts)", "not measured in this run", None)
+        else:
+            add(t, text, f"{v['open_one_ms']['p50']:.2f} vs {base['open_one_ms']['p50']:.2f} ms "
+                f"({v['open_one_ratio']:.2f}x)", v["open_one_ratio"] <= SCALE_OPEN_SAME,
+                f"median of {v['open_one_ms']['n']} single requests, met within "
+                f"{SCALE_OPEN_SAME - 1:.0%}; under load {v['open']['rps']:,.0f} vs "
+                f"{base['open']['rps']:,.0f}/s ({v['open_rps_ratio']:.2f}x)")
+            stall = v["stall"]["any write"]
+            add(t, "no write waits more than 20 ms behind recalculate at 1,000,000 accounts",
+                f"longest write during recalculate {stall['during_max_ms']:.1f} ms "
+                f"(without: {stall['without_max_ms']:.1f} ms)",
+                stall["during_max_ms"] is not None and stall["during_max_ms"] <= 20,
+                f"recalculate {v['recalculate']['p50_ms']:,.0f} ms")
+            add(t, "at most 100 bytes of RSS per account beyond the idle figure (at 1,000,000 "
+                "accounts)", f"{v['rss_start_per_account_b']:,.0f} B after start, "
+                f"{v['rss_after_load_per_account_b']:,.0f} B after the load",
+                v["rss_start_per_account_b"] <= 100 and v["rss_after_load_per_account_b"] <= 100,
+                f"RSS {base['rss_start_kb'] / 1024:.1f} MB at {ref}, "
+                f"{v['rss_start_kb'] / 1024:.1f} MB at 1,000,000")
+    return rows
+
+
+def scale_chart(results: dict, png: Path, work: Path) -> bool:
+    """Callbacks/s against accounts (log x), one line per target, with each target's 0.8 x
+    the smallest size's figure dashed."""
+    results = normalize(results)
+    targets = _scale_targets(results)
+    if not targets:
+        return False
+    sizes = sorted({n for t in targets for n in _scale(results, t)["facts"]["sizes"]})
+    data = work / "scale.dat"
+    with open(data, "w") as f:
+        for n in sizes:
+            cells = []
+            for t in targets:
+                v = _size(_scale(results, t), n)
+                cells.append("?" if v is None else f"{v['callbacks']['rps']:.0f}")
+            f.write(f"{n} " + " ".join(cells) + "\n")
+    colours = [PALETTE.get(t, FALLBACK_COLOURS[i % len(FALLBACK_COLOURS)])
+               for i, t in enumerate(targets)]
+    plots = []
+    for i, t in enumerate(targets):
+        s = _scale(results, t)
+        base = _size(s, s["facts"]["sizes"][0])["callbacks"]["rps"]
+        plots.append(f"'{data}' using 1:{i + 2} with linespoints lw 2 pt 7 ps 1.2 "
+                     f"lc rgb \"{colours[i]}\" title \"{t}\"")
+        # Values above the first target's points, below the second's: they may be close.
+        plots.append(f"'{data}' using 1:{i + 2}:(sprintf(\"%.0f\", ${i + 2})) with labels "
+                     f"offset 0,{1 if i % 2 == 0 else -1} font \"sans,8\" "
+                     f"tc rgb \"{colours[i]}\" notitle")
+        plots.append(f"{0.8 * base:.1f} with lines dt 2 lw 1 lc rgb \"{colours[i]}\" "
+                     f"title \"{t}: 0.8 x {_accounts(s['facts']['sizes'][0])}\"")
+    xtics = ", ".join(f'"{n:,}" {n}' for n in sizes)
+    quick = " (quick run)" if results["config"].get("quick") else ""
+    script = f"""
+set terminal pngcairo noenhanced size 900,520 font "sans,10"
+set output '{png}'
+set title "Callbacks/s against the number of accounts (median of {results['config']['repeat']}, {results['machine']['nproc']} cores shared with the load generator){quick}"
+set datafile missing "?"
+set logscale x
+set xrange [{sizes[0] / 2:g}:{sizes[-1] * 2:g}]
+set xtics ({xtics})
+set yrange [0:*]
+set offsets 0, 0, graph 0.12, 0
+set grid ytics
+set format y "%.0f"
+set xlabel "accounts (log scale)"
+set ylabel "callbacks/s"
+set key bottom left
+plot {", ".join(plots)}
+"""
+    (work / "scale.gp").write_text(script)
+    done = subprocess.run(["gnuplot", str(work / "scale.gp")], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"gnuplot: {done.stderr}")
+    return True
+
+
+def _accounts(n: int) -> str:
+    return "1 account" if n == 1 else f"{n:,} accounts"
+
+
+def _ms(x) -> str:
+    return "" if x is None else (f"{x:,.1f}" if x >= 10 else f"{x:.2f}")
+
+
+def _ratio(x) -> str:
+    return f" ({x:.2f}x)"
+
+
+def scale_tables(s: dict) -> list[str]:
+    """Two tables for one target: throughput and latency; recalculate and memory."""
+    sizes = s["facts"]["sizes"]
+    ref = f"{sizes[0]:,}"
+    out = [f"Ratios (x) are to {_accounts(sizes[0])} of the same run.", "",
+           "| accounts | seeding | start-up ms | open one account, p50 / p99 ms | POST /accounts/s "
+           "(wrk) | callbacks/s | callbacks p99 ms | rows/commit | GET /accounts: first, p50, "
+           "p99 ms | GET /accounts bytes |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for n in sizes:
+        v = _size(s, n)
+        if v is None:
+            continue
+        seed = f"{v['seed_s']:.1f} s" + (f" ({v['seed_per_s']:,}/s)" if v.get("seed_per_s")
+                                          else "")
+        if v.get("vacuum_analyze_s") is not None:
+            seed += f" + VACUUM ANALYZE, CHECKPOINT {v['vacuum_analyze_s']:.1f} s"
+        g = v["get_accounts"]
+        out.append(
+            f"| {n:,} | {seed} | {v['startup_ms']:,.0f} | {_ms(v['open_one_ms']['p50'])} / "
+            f"{_ms(v['open_one_ms']['p99'])}{_ratio(v['open_one_ratio'])} | "
+            f"{v['open']['rps']:,.0f}{_ratio(v['open_rps_ratio'])} | "
+            f"**{v['callbacks']['rps']:,.0f}**{_ratio(v['callbacks_ratio'])} | "
+            f"{_ms(v['callbacks']['p99_ms'])} | {v['callbacks'].get('jobs_per_commit') or ''} | "
+            f"{_ms(g['first_ms'])}, {_ms(g['p50'])}, {_ms(g['p99'])} ({g['n']} requests) | "
+            f"{g['bytes']:,}" + (" (Link)" if g.get("link") else "") + " |")
+    out += ["", "| accounts | recalculate p50 / max ms | recalculate answer bytes | longest "
+            "callback during recalculate / without ms | longest POST /accounts during / without "
+            "ms | RSS after start MB | RSS after the load MB | RSS per account beyond "
+            f"{ref}: after start / after the load | accounts at the end |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for n in sizes:
+        v = _size(s, n)
+        if v is None:
+            continue
+        r, st = v["recalculate"], v["stall"]
+        per = (f"{v['rss_start_per_account_b']:,.0f} B / {v['rss_after_load_per_account_b']:,.0f}"
+               " B" if "rss_start_per_account_b" in v else "")
+
+        def stall(k):
+            x = st[k]
+            return (f"{_ms(x['during_max_ms'])} ({x['during_writes']:,} writes) / "
+                    f"{_ms(x['without_max_ms'])} ({x['without_writes']:,})")
+        out.append(f"| {n:,} | {_ms(r['p50_ms'])} / {_ms(r['max_ms'])} | {r['bytes']:,} | "
+                   f"{stall('callbacks')} | {stall('accounts')} | "
+                   f"{v['rss_start_kb'] / 1024:.1f} | {v['rss_after_load_kb'] / 1024:.1f} | "
+                   f"{per} | {v['accounts_at_end']:,} |")
+    mem = [(n, _size(s, n)) for n in sizes if _size(s, n)]
+    extra = [f"{n:,}: " + ", ".join(f"{k} {x:g}" for k, x in v["memory_after_load_mb"].items()
+                                     if k != "service") for n, v in mem
+             if len(v["memory_after_load_mb"]) > 1]
+    if extra:
+        out += ["", "Other processes after the load (MB): " + "; ".join(extra) + "."]
+    return out + [""]
+
+
+def scale_section(results: dict, png_name: str | None, standalone: bool = False) -> list[str]:
+    """The scale section of docs/benchmarks.md: issue 11's targets, the chart, a table per
+    target. `standalone`: spliced into a page generated by another run, so it says where it
+    comes from and carries its own details and checks."""
+    results = normalize(results)
+    targets = _scale_targets(results)
+    failed = [t for t in _target_keys(results)
+              if "scale" in results["by_target"][t] and t not in targets]
+    if not targets and not failed:
+        return []
+    sizes = sorted({n for t in targets for n in _scale(results, t)["facts"]["sizes"]})
+    out = [SCALE_BEGIN, "## Scale: " + (f"{sizes[0]:,} to {sizes[-1]:,} accounts" if sizes
+                                        else "accounts") + " (issue 11)", ""]
+    if standalone:
+        m = results["machine"]
+        out += [f"From `bench/results/{results['id']}.json`: `{results['command']}`, commit "
+                f"{m['commit']}, {m['date']} UTC, {m['nproc']} cores, load average at start "
+                f"{m['loadavg']}, wall time {results['wall_s']:.0f} s"
+                + (" (**quick run**)" if results["config"].get("quick") else "")
+                + ". The rest of this page may come from another run.", ""]
+    any_scale = next((results["by_target"][t]["scale"] for t in targets), None)
+    if any_scale:
+        out += [any_scale["what"] + ".", ""]
+    rows = evaluate_scale(results)
+    if rows:
+        out += _targets_table(rows) + [""]
+    if png_name:
+        out += [f"![callbacks/s against accounts]({png_name})", ""]
+    for t in targets:
+        out += [f"### Scale on {t}", ""] + scale_tables(_scale(results, t))
+    for t in failed:
+        out += [f"- {t}: **did not finish** (see below)", ""]
+    if standalone:
+        for t in _target_keys(results):
+            s = results["by_target"][t].get("scale")
+            if s is not None:
+                out += [f"### Scale on {t}: every run and check", ""] + _scenario_details(
+                    "scale", s)
+    return out + [SCALE_END, ""]
+
+
+def splice_scale(page: str, section: list[str]) -> str:
+    """`page` with its scale section replaced by `section` (inserted before "## Scenarios", or
+    at the end, when it has none)."""
+    text = "\n".join(section).rstrip("\n") + "\n\n"
+    if SCALE_BEGIN in page and SCALE_END in page:
+        head, rest = page.split(SCALE_BEGIN, 1)
+        tail = rest.split(SCALE_END, 1)[1].lstrip("\n")
+        return head + text + tail
+    marker = "\n## Scenarios\n"
+    if marker in page:
+        head, tail = page.split(marker, 1)
+        return head.rstrip("\n") + "\n\n" + text + marker.lstrip("\n") + tail
+    return (page.rstrip("\n") + "\n\n" if page else "") + text.rstrip("\n") + "\n"

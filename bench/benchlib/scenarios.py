@@ -12,15 +12,17 @@ suite against another store/topology: add a Target; every scenario takes it as a
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
 from . import checks, http, tools
-from .procs import Context, log
-from .targets import (NginxStatic, ServiceOptions, Sim, Target, restart, start_on_free_port,
-                      start_with_sim)
+from .procs import Context, log, run_tool
+from .targets import (PG_CLUSTER, NginxStatic, PostgresTarget, ServiceOptions, Sim, Target,
+                      restart, start_on_free_port, start_with_sim)
 
 
 @dataclasses.dataclass
@@ -40,13 +42,26 @@ class Config:
     slow_flush_us: int = 200  # scenario 5 again with this much added to every fsync (0: skip)
     memory_payments: int = 1_000_000
     foreign_cpu_limit: float = 25.0
+    # Scenario 7 (scale, issue 11).
+    scale_sizes: tuple[int, ...] = (1, 10_000, 100_000, 1_000_000)
+    scale_seed_per_transaction: int = 10_000
+    scale_payments: int = 2000  # payments that receive callbacks
+    scale_spread: int = 2000  # over this many accounts of the set (all when fewer)
+    scale_duration_s: float = 5.0  # per callbacks and POST /accounts measurement
+    scale_warmup_s: float = 1.0
+    scale_get_requests: int = 30
+    scale_get_max_s: float = 10.0
+    scale_open_requests: int = 30
+    scale_probe_baseline_s: float = 3.0
     quick: bool = False
 
     @classmethod
     def quick_config(cls) -> "Config":
         return cls(duration_s=1.5, warmup_s=0.5, callback_payments=2000,
                    lifecycle_payments=3000, lifecycle_payments_large=0,
-                   memory_payments=30_000, quick=True)
+                   memory_payments=30_000, scale_sizes=(1, 2000), scale_duration_s=1.5,
+                   scale_warmup_s=0.5, scale_get_requests=10, scale_open_requests=10,
+                   scale_probe_baseline_s=1.0, quick=True)
 
 
 class Bench:
@@ -93,6 +108,7 @@ class Scenario:
     key = "abstract"
     title = ""
     what = ""
+    only_targets: tuple[str, ...] | None = None  # None: every target
 
     def run(self, b: Bench) -> dict:
         raise NotImplementedError
@@ -628,4 +644,290 @@ def _brief(run: dict) -> dict:
             "p99_ms": run["latency_ms"]["p99"], "requests": run["requests"]}
 
 
-SCENARIOS = [AccountsVsNginx(), Callbacks(), Payments(), Lifecycle(), Ablation(), Memory()]
+def _label(n: int) -> str:
+    return "1 account" if n == 1 else f"{n:,} accounts"
+
+
+def _spread(last_id: int, k: int) -> list[int]:
+    """k account ids spread evenly over 1..last_id (all of them when there are fewer)."""
+    if last_id <= k:
+        return list(range(1, last_id + 1))
+    return sorted({1 + (i * (last_id - 1)) // (k - 1) for i in range(k)})
+
+
+def _latency_summary(latencies: list[float]) -> dict:
+    return {"n": len(latencies), "p50": round(statistics.median(latencies), 3),
+            "p90": round(http.percentile(latencies, 90), 3),
+            "p99": round(http.percentile(latencies, 99), 3), "max": round(max(latencies), 3)}
+
+
+def _read_probe(path: Path) -> list[tuple[float, float, int]]:
+    out = []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            out.append((float(parts[0]), float(parts[1]), int(parts[2])))
+    return out
+
+
+def _stall(lines: list[tuple[float, float, int]], windows: list[tuple[float, float]],
+           baseline: tuple[float, float]) -> dict:
+    """Longest latency of the writes that overlapped any window (a recalculate under way),
+    and of those that ran wholly inside `baseline` (no recalculate)."""
+    during = [lat for t0, lat, _ in lines
+              if any(t0 < w1 and t0 + lat / 1000 > w0 for w0, w1 in windows)]
+    base = [lat for t0, lat, _ in lines if baseline[0] <= t0 and t0 + lat / 1000 <= baseline[1]]
+    return {"during_max_ms": round(max(during), 3) if during else None,
+            "during_p50_ms": round(statistics.median(during), 3) if during else None,
+            "during_writes": len(during),
+            "without_max_ms": round(max(base), 3) if base else None,
+            "without_p50_ms": round(statistics.median(base), 3) if base else None,
+            "without_writes": len(base)}
+
+
+class Scale(Scenario):
+    """Issue 11: the same measurements at 1, 10,000, 100,000 and 1,000,000 accounts. The
+    accounts are opened before the service starts by bench/seed/seed_accounts (the service's own
+    ledger and writer, many accounts per commit: the rows POST /accounts writes); what opening
+    one account costs at each size is measured through the API."""
+    key = "scale"
+    title = "7. Scale: the same measurements at 1 to 1,000,000 accounts (issue 11)"
+    only_targets = ("sqlite", "postgres")
+    PROBE_ACCOUNTS_PAUSE_S = 0.02  # the POST /accounts probe's pause between requests
+
+    def run(self, b):
+        cfg, ctx = b.cfg, b.ctx
+        sizes = sorted(set(cfg.scale_sizes))
+        dur = cfg.scale_duration_s
+        self.what = (
+            "for each number of accounts (" + ", ".join(f"{n:,}" for n in sizes) + "): a fresh "
+            f"database filled by `seed_accounts --per-transaction {cfg.scale_seed_per_transaction}`"
+            " (the service's ledger and writer; on PostgreSQL then `VACUUM ANALYZE`, the state "
+            "autovacuum reaches, and `CHECKPOINT`; each size's database is dropped after it), "
+            "the service and the simulator (201 at once, no callbacks) "
+            "started on it; RSS 1 s after start; `GET /accounts` one request after the other "
+            "on a keep-alive connection (the first one after start separately; up to "
+            f"{cfg.scale_get_requests} requests or {cfg.scale_get_max_s:g} s); "
+            f"{cfg.scale_open_requests} single `POST /accounts`, one after the other; "
+            f"{cfg.scale_payments:,} payments spread over {cfg.scale_spread:,} accounts of the "
+            f"set, then callbacks on them (`loadgen callbacks -c {cfg.connections} "
+            f"-t {cfg.loadgen_threads} -d {dur:g}`, {cfg.repeat} repeats); "
+            f"`PATCH /accounts/recalculate` {cfg.repeat} times while two write probes run "
+            "(callbacks one after the other, and `POST /accounts` every "
+            f"{self.PROBE_ACCOUNTS_PAUSE_S * 1000:.0f} ms), the longest latency of a write "
+            "that overlapped a recalculate beside the longest of the same probes in the "
+            f"{cfg.scale_probe_baseline_s:g} s before it; RSS after that; last `POST /accounts` "
+            f"under `wrk -t{cfg.wrk_threads} -c{cfg.connections} -d{round(dur)}s` "
+            f"({cfg.repeat} repeats; it opens many accounts, so it runs after the rest). "
+            "Ratios are to the smallest size of the same run")
+        variants, summary, facts, discarded, result_checks = {}, {}, {"sizes": sizes}, [], []
+        for n in sizes:
+            res = self.one_size(b, n, discarded)
+            # PostgreSQL: drop this size's database and checkpoint, so that the next size does
+            # not pay for this one's dirty pages.
+            b.target.after_scenario(ctx)
+            variants[f"callbacks, {_label(n)}"] = res.pop("callback_runs")
+            variants[f"POST /accounts, {_label(n)}"] = res.pop("open_runs")
+            result_checks += [dict(c, what=f"{_label(n)}: {c['what']}")
+                              for c in res.pop("checks")]
+            summary[f"{n:,} accounts"] = res
+        self.add_ratios(summary, sizes)
+        return self.result(b, variants=variants, summary=summary, checks=result_checks,
+                           discarded=discarded, facts=facts)
+
+    @staticmethod
+    def add_ratios(summary: dict, sizes: list[int]) -> None:
+        base = summary[f"{sizes[0]:,} accounts"]
+        for n in sizes:
+            s = summary[f"{n:,} accounts"]
+            s["callbacks_ratio"] = round(s["callbacks"]["rps"] / base["callbacks"]["rps"], 3)
+            s["open_one_ratio"] = round(s["open_one_ms"]["p50"] / base["open_one_ms"]["p50"], 3)
+            s["open_rps_ratio"] = round(s["open"]["rps"] / base["open"]["rps"], 3)
+            if n > sizes[0]:
+                for key in ("rss_start_kb", "rss_after_load_kb"):
+                    s[key.replace("_kb", "_per_account_b")] = round(
+                        (s[key] - base[key]) * 1024 / (n - sizes[0]), 1)
+
+    def one_size(self, b: Bench, n: int, discarded: list) -> dict:
+        cfg, ctx, target = b.cfg, b.ctx, b.target
+        out: dict = {"accounts": n}
+        checks_out: list[dict] = []
+        label = _label(n)
+
+        state = target.new_state(ctx)
+        url = target.database_url(state)
+        log(f"scale: seeding {label} ({target.key})")
+        code, stdout, stderr, wall, _ = run_tool(
+            ctx, "seed_accounts", [ctx.bin("seed_accounts"), "--database-url", url,
+                                   "--open", str(n - 1), "--per-transaction",
+                                   str(cfg.scale_seed_per_transaction)], timeout=3600)
+        if code != 0:
+            raise RuntimeError(f"seed_accounts failed ({code}): {stderr.strip()[-500:]}")
+        seeded = json.loads(stdout.strip().splitlines()[-1])
+        out["seed_s"] = round(wall, 2)
+        out["seed_per_s"] = round(seeded["opened"] / seeded["seconds"]) if seeded["opened"] else None
+        if isinstance(target, PostgresTarget):
+            t0 = time.monotonic()
+            PG_CLUSTER.query(url, "VACUUM ANALYZE")
+            PG_CLUSTER.query(url, "CHECKPOINT")  # the seeding's pages written before measuring
+            out["vacuum_analyze_s"] = round(time.monotonic() - t0, 2)
+        db = target.database_for_state(state)
+        count, max_id = db.query("SELECT COUNT(*), MAX(account_id) FROM accounts")[0]
+        checks_out.append(checks.check(f"seed_accounts: {label}, ids 1 to {n:,}",
+                                       count == n and max_id == n and seeded["opened"] == n - 1,
+                                       f"{count:,} rows, largest id {max_id:,}; {seeded}"))
+        log(f"scale: {label} seeded in {wall:.1f} s; starting the service")
+
+        sim, svc = start_with_sim(ctx, target, ServiceOptions(),
+                                  {"no_callbacks": True, "threads": cfg.sim_threads}, state=state)
+        out["startup_ms"] = round(svc.startup_s * 1000, 1)
+        time.sleep(1)
+        out["rss_start_kb"] = svc.rss_kb()
+        out["memory_start_mb"] = {k: round(v / 1024, 1) for k, v in svc.memory_kb().items()}
+
+        get = http.sequential(svc.port, "GET", "/accounts", cfg.scale_get_requests,
+                              cfg.scale_get_max_s)
+        lat = get["latencies_ms"]
+        out["get_accounts"] = {"first_ms": lat[0], **_latency_summary(lat[1:] or lat),
+                               "bytes": get["bytes"],
+                               "link": get["headers"].get("link")}
+        checks_out.append(checks.check("GET /accounts: every answer 200", get["ok"],
+                                       str(get["status_counts"])))
+        log(f"scale: {label}: GET /accounts first {lat[0]:.1f} ms, then p50 "
+            f"{out['get_accounts']['p50']:.1f} ms, {get['bytes']:,} bytes")
+
+        single = http.sequential(svc.port, "POST", "/accounts", cfg.scale_open_requests, 60,
+                                 min_count=cfg.scale_open_requests)
+        out["open_one_ms"] = _latency_summary(single["latencies_ms"])
+        checks_out.append(checks.check("single POST /accounts: every answer 201",
+                                       single["status_counts"] == {
+                                           "201": cfg.scale_open_requests},
+                                       str(single["status_counts"])))
+        log(f"scale: {label}: one POST /accounts p50 {out['open_one_ms']['p50']:.2f} ms")
+
+        spread = _spread(n, cfg.scale_spread)
+        ids = ctx.tmpdir("scale") / "ids.txt"
+        made = tools.loadgen(ctx, "payments", svc.port, cfg.connections, cfg.loadgen_threads,
+                             count=cfg.scale_payments, accounts=spread, ids_out=ids,
+                             timeout_s=3600)
+        checks_out.append(seed_check(made))
+        out["payment_accounts"] = len(spread)
+        cb_bench = Bench(ctx, dataclasses.replace(cfg, duration_s=cfg.scale_duration_s), target)
+        warm = tools.loadgen(ctx, "callbacks", svc.port, cfg.connections, cfg.loadgen_threads,
+                             duration_s=cfg.scale_warmup_s, ids_in=ids)
+        cb_runs = Callbacks().measure(cb_bench, svc, sim, ids, f"callbacks, {label}", discarded,
+                                      cfg.repeat)
+        out["callbacks"] = tools.median_summary(cb_runs)
+        jpc = [r["jobs_per_commit"] for r in cb_runs if r.get("jobs_per_commit")]
+        out["callbacks"]["jobs_per_commit"] = round(statistics.median(jpc), 1) if jpc else None
+        checks_out.append(checks.all_2xx(cb_runs + [warm], "callbacks"))
+
+        probe_201 = self.recalculate(b, svc, ids, out, checks_out)
+        time.sleep(0.5)
+        out["rss_after_load_kb"] = svc.rss_kb()
+        out["memory_after_load_mb"] = {k: round(v / 1024, 1) for k, v in svc.memory_kb().items()}
+
+        watch = _cpu_watch(service=svc, simulator=sim.proc)
+        tools.wrk(ctx, svc.port, "/accounts", cfg.connections, cfg.wrk_threads,
+                  cfg.scale_warmup_s, method="POST")
+        open_runs = tools.repeated(cfg.repeat, f"POST /accounts, {label}", lambda i: tools.measured(
+            watch, lambda: tools.wrk(ctx, svc.port, "/accounts", cfg.connections,
+                                     cfg.wrk_threads, cfg.scale_duration_s, method="POST"),
+            "wrk", memory=svc.memory_kb), cfg.foreign_cpu_limit, discarded=discarded)
+        out["open"] = tools.median_summary(open_runs)
+        checks_out.append(checks.all_2xx(open_runs, "POST /accounts under wrk"))
+
+        time.sleep(0.5)  # answers still in flight when wrk stopped
+        metrics = svc.metrics()
+        applied = _metric(metrics, "payment_service_callbacks_applied_total")
+        answered = sum(int(r["status_counts"].get("201", 0)) for r in cb_runs + [warm]) + \
+            probe_201["callbacks"]
+        answered += sum(int(d["status_counts"].get("201", 0)) for d in discarded
+                        if d.get("label") == f"callbacks, {label}")
+        checks_out.append(checks.check("callbacks answered 201 = callbacks applied (/metrics)",
+                                       answered == applied,
+                                       f"{answered:,} answered, {applied:,.0f} applied"))
+        opened = _metric(metrics, 'payment_service_http_requests_total{route="accounts_create",'
+                                  'code="2xx"}')
+        svc_stop = svc.stop()
+        sim.stop()
+        count, max_id = db.query("SELECT COUNT(*), MAX(account_id) FROM accounts")[0]
+        out["accounts_at_end"] = count
+        checks_out.append(checks.check(
+            "accounts in the database = seeded + answered 2xx to POST /accounts (/metrics)",
+            count == n + opened, f"{count:,} rows, {n:,} + {opened:,.0f}"))
+        checks_out.append(checks.check("service stopped cleanly", all(c == 0 for c in svc_stop),
+                                       str(svc_stop)))
+        checks_out += checks.ledger_invariants(db)
+        t0 = time.monotonic()
+        code, vout, verr, _, _ = run_tool(ctx, "verify", [ctx.bin("payment_service"), "verify",
+                                                          "--database-url", url], timeout=1800)
+        out["verify_s"] = round(time.monotonic() - t0, 1)
+        checks_out.append(checks.check("payment_service verify: the history reproduces the "
+                                       "tables", code == 0, (vout + verr).strip()[-300:].replace(
+                                           str(ctx.root), "$TMP")))
+        out["checks"] = checks_out
+        out["callback_runs"] = cb_runs
+        out["open_runs"] = open_runs
+        return out
+
+    def recalculate(self, b: Bench, svc, ids: Path, out: dict, checks_out: list) -> dict:
+        """PATCH /accounts/recalculate `repeat` times while the write probes run; returns how
+        many writes of each probe were answered 201."""
+        cfg, ctx = b.cfg, b.ctx
+        # As a module from bench/: run as a script, benchlib/http.py would shadow http.client.
+        probe = [sys.executable, "-m", "benchlib.probe"]
+        bench_dir = Path(__file__).resolve().parent.parent
+        folder = ctx.tmpdir("probes")
+        paths = {"callbacks": folder / "callbacks.txt", "accounts": folder / "accounts.txt"}
+        procs = {
+            "callbacks": ctx.spawn("probe-callbacks", probe + ["callbacks", str(svc.port),
+                                                               str(ids)],
+                                   cwd=bench_dir, stdout_path=paths["callbacks"]),
+            "accounts": ctx.spawn("probe-accounts", probe + ["accounts", str(svc.port),
+                                                             str(self.PROBE_ACCOUNTS_PAUSE_S)],
+                                  cwd=bench_dir, stdout_path=paths["accounts"]),
+        }
+        try:
+            time.sleep(0.5)  # the probes are connected and running
+            base0 = time.monotonic()
+            time.sleep(cfg.scale_probe_baseline_s)
+            base1 = time.monotonic()
+            windows, times, statuses, sizes = [], [], {}, []
+            for _ in range(cfg.repeat):
+                t0 = time.monotonic()
+                status, _, body = http.request(svc.port, "PATCH", "/accounts/recalculate",
+                                               timeout=1800)
+                t1 = time.monotonic()
+                windows.append((t0, t1))
+                times.append((t1 - t0) * 1000)
+                statuses[str(status)] = statuses.get(str(status), 0) + 1
+                sizes.append(len(body))
+                time.sleep(0.3)
+        finally:
+            codes = {k: p.stop() for k, p in procs.items()}
+            for p in procs.values():
+                ctx.forget(p)
+        lines = {k: _read_probe(p) for k, p in paths.items()}
+        out["recalculate"] = {"ms": [round(t, 1) for t in times],
+                              "p50_ms": round(statistics.median(times), 1),
+                              "max_ms": round(max(times), 1), "bytes": sizes[0]}
+        out["stall"] = {k: _stall(v, windows, (base0, base1)) for k, v in lines.items()}
+        everything = [x for v in lines.values() for x in v]
+        out["stall"]["any write"] = _stall(everything, windows, (base0, base1))
+        log(f"scale: recalculate p50 {out['recalculate']['p50_ms']:.1f} ms; longest write during "
+            f"it {out['stall']['any write']['during_max_ms']} ms, without "
+            f"{out['stall']['any write']['without_max_ms']} ms")
+        checks_out.append(checks.check("PATCH /accounts/recalculate: every answer 200",
+                                       statuses == {"200": cfg.repeat}, str(statuses)))
+        bad = {k: sum(1 for _, _, s in v if s != 201) for k, v in lines.items()}
+        checks_out.append(checks.check(
+            "write probes: every answer 201, probes ended cleanly",
+            not any(bad.values()) and all(c == 0 for c in codes.values())
+            and all(lines.values()),
+            f"requests {({k: len(v) for k, v in lines.items()})}, not 201 {bad}, exit {codes}"))
+        return {k: sum(1 for _, _, s in v if s == 201) for k, v in lines.items()}
+
+
+SCENARIOS = [AccountsVsNginx(), Callbacks(), Payments(), Lifecycle(), Ablation(), Memory(),
+             Scale()]

@@ -141,6 +141,11 @@ class Target:
         """Starts the service on 127.0.0.1:port and returns once GET /healthz answers 200."""
         raise NotImplementedError
 
+    def database_url(self, state: object) -> str:
+        """The service's DATABASE_URL for `state` (what new_state returned), for tools that
+        open the same database (bench/seed/seed_accounts)."""
+        raise NotImplementedError
+
     def database_path(self, service: Service) -> Path | None:
         """The SQLite file, for checks straight from the database (None: not SQLite)."""
         return None
@@ -149,6 +154,10 @@ class Target:
         """A read-only handle for checks straight from the database (checks.SqliteDb or
         checks.PostgresDb), or None."""
         return None
+
+    def database_for_state(self, state: object):
+        """The same handle for `state` (what new_state returned), also while no service runs."""
+        raise NotImplementedError
 
 
 def slow_flush_env(ctx: Context, delay_us: int) -> dict:
@@ -187,9 +196,12 @@ class SqliteTarget(Target):
     def new_state(self, ctx: Context) -> Path:
         return ctx.tmpdir("sqlite") / "payment_service.db"
 
+    def database_url(self, state) -> str:
+        return f"sqlite:{state}"
+
     def start(self, ctx, port, provider_url, options, state=None) -> Service:
         db = state if state is not None else self.new_state(ctx)
-        argv, env = service_command(ctx, port, f"sqlite:{db}", provider_url, options)
+        argv, env = service_command(ctx, port, self.database_url(db), provider_url, options)
         proc = ctx.spawn("payment_service", argv, env=env)
         try:
             startup = http.wait_until_200(port, "/healthz", proc, timeout=60)
@@ -202,8 +214,11 @@ class SqliteTarget(Target):
         return service.state
 
     def database(self, service):
+        return self.database_for_state(service.state)
+
+    def database_for_state(self, state):
         from .checks import SqliteDb
-        return SqliteDb(service.state)
+        return SqliteDb(state)
 
 
 
@@ -605,6 +620,9 @@ class PostgresTarget(Target):
         self._databases.append(name)
         return url
 
+    def database_url(self, state) -> str:
+        return state
+
     def _watch(self) -> dict:
         return {"extra_cpu": {"postgres": PG_CLUSTER.cpu_seconds},
                 "extra_memory": {"postgres (PSS)": PG_CLUSTER.memory_kb}}
@@ -649,8 +667,11 @@ class PostgresTarget(Target):
                        startup, instances=procs[:-1], instance_ports=ports, **self._watch())
 
     def database(self, service):
+        return self.database_for_state(service.state)
+
+    def database_for_state(self, state):
         from .checks import PostgresDb
-        return PostgresDb(service.state)
+        return PostgresDb(state)
 
 
 TARGETS = {t.key: t for t in (

@@ -23,11 +23,17 @@ class ToolError(RuntimeError):
 
 
 def wrk(ctx: Context, port: int, path: str, connections: int, threads: int,
-        duration_s: float) -> dict:
-    """wrk --latency against http://127.0.0.1:port/path; one summary dict."""
+        duration_s: float, method: str = "GET") -> dict:
+    """wrk --latency against http://127.0.0.1:port/path; one summary dict. Another `method`
+    than GET sends that method without a body (e.g. POST /accounts)."""
     seconds = max(1, round(duration_s))
+    script = WRK_SCRIPT
+    if method != "GET":
+        script = ctx.root / f"wrk-{method.lower()}.lua"
+        if not script.exists():
+            script.write_text(f'wrk.method = "{method}"\n' + WRK_SCRIPT.read_text())
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
-            "--timeout", "10s", "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{port}{path}"]
+            "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}{path}"]
     code, out, err, wall, cpu = run_tool(ctx, "wrk", argv, timeout=seconds + 60)
     line = next((l for l in out.splitlines() if l.startswith("WRK_JSON ")), None)
     if code != 0 or line is None:
@@ -38,7 +44,8 @@ def wrk(ctx: Context, port: int, path: str, connections: int, threads: int,
     lat = data["latency_us"]
     return {
         "tool": "wrk",
-        "argv": " ".join(argv[:-1]) + f" http://127.0.0.1:PORT{path}",
+        "argv": " ".join(argv[:-1]).replace(str(ctx.root), "$TMP")
+                + f" http://127.0.0.1:PORT{path}",
         "requests": data["requests"],
         "seconds": round(run_s, 3),
         "rps": round(data["requests"] / run_s, 1),
